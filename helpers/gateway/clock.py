@@ -1,0 +1,114 @@
+"""Clocks for the gateway's timers: real time, or virtual time that a lesson advances.
+
+The gateway asks its clock for the time (event timestamps, idle and lifetime deadlines) and
+to run a coroutine function later. With `RealClock` that is the event loop's own timer.
+With `VirtualClock`, nothing fires until someone calls `advance()`: it then runs every timer
+that fell due, in deadline order, each at its own instant, and returns only when their
+effects (closes, `$disconnect` invocations) are complete. So a lesson can show the real
+10-minute idle timeout and 2-hour lifetime happen instantly and deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+TimerCallback = Callable[[], Awaitable[None]]
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def call_later(
+        self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
+    ) -> TimerHandle:
+        """Run `await callback()` on `loop` after `delay` seconds of this clock's time."""
+        ...
+
+
+class RealClock:
+    """Wall-clock time; timers are the event loop's own."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def call_later(
+        self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
+    ) -> TimerHandle:
+        return loop.call_later(max(delay, 0.0), lambda: loop.create_task(callback()))
+
+    def __repr__(self) -> str:
+        return "RealClock()"
+
+
+class _VirtualTimer:
+    __slots__ = ("callback", "cancelled", "loop", "when")
+
+    def __init__(self, when: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop):
+        self.when, self.callback, self.loop = when, callback, loop
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class VirtualClock:
+    """Time that moves only when told: `clock.advance(minutes=10)`.
+
+    `advance` must be called from outside the gateway's event loop (a notebook cell, a
+    test). Each due timer runs on its loop and is awaited (up to `settle_timeout` seconds)
+    before the next, so the gateway's reaction is complete when `advance` returns.
+    """
+
+    def __init__(self, start: float = 1_767_225_600.0, *, settle_timeout: float = 10.0):
+        self._now = float(start)  # default: 2026-01-01T00:00:00Z, so outputs are stable
+        self._timers: list[tuple[float, int, _VirtualTimer]] = []
+        self._counter = itertools.count()
+        self._lock = threading.RLock()
+        self._settle_timeout = settle_timeout
+
+    def time(self) -> float:
+        return self._now
+
+    def call_later(
+        self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
+    ) -> TimerHandle:
+        timer = _VirtualTimer(self._now + max(delay, 0.0), callback, loop)
+        with self._lock:
+            heapq.heappush(self._timers, (timer.when, next(self._counter), timer))
+        return timer
+
+    def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0) -> float:
+        """Move time forward, firing every timer that falls due; returns the new time."""
+        target = self._now + seconds + 60 * minutes + 3600 * hours
+        if target < self._now:
+            raise ValueError("A VirtualClock only moves forward: pass a positive duration.")
+        while True:
+            with self._lock:
+                if not self._timers or self._timers[0][0] > target:
+                    break
+                when, _, timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
+            self._now = max(self._now, when)
+            if timer.loop.is_closed():
+                continue
+            future = asyncio.run_coroutine_threadsafe(timer.callback(), timer.loop)
+            future.result(self._settle_timeout)
+        self._now = target
+        return self._now
+
+    def __repr__(self) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._now))
+        return f"VirtualClock({stamp})"

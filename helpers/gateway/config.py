@@ -1,0 +1,78 @@
+"""The live configuration of one WebSocket API stage, as the data plane sees it.
+
+Plain, immutable data: built from moto's control plane (`moto_source`) or from Python
+handlers (`LocalGateway.from_handlers`), read by the server on every request. Nothing here
+does I/O. See reference sections 1-2 and 7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "123456789012"
+DEFAULT_INTEGRATION_TIMEOUT = 29.0  # seconds; TimeoutInMillis default 29,000 (reference 1.2)
+
+
+class Function(Protocol):
+    """What the gateway invokes: a Lambda function (see `lambda_runtime.LambdaFunction`)."""
+
+    name: str
+    timeout: float  # the function's own Timeout, in seconds
+
+    def invoke(self, event: dict[str, Any]) -> Any:  # -> lambda_runtime.Invocation
+        ...
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """A REQUEST Lambda authorizer on `$connect` (reference section 7)."""
+
+    function: Function
+    identity_sources: tuple[str, ...] = ()  # e.g. "route.request.querystring.token"
+    authorizer_id: str = "local"
+    name: str = "authorizer"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One deployed route: its key, what it invokes, and whether it answers (two-way)."""
+
+    key: str
+    function: Function | None  # None: the route has no integration target
+    timeout: float = DEFAULT_INTEGRATION_TIMEOUT  # the integration's TimeoutInMillis / 1000
+    two_way: bool = False  # RouteResponseSelectionExpression "$default" + a $default route response
+    authorizer: Authorizer | None = None  # only ever set on $connect
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """One API at one stage, as deployed."""
+
+    api_id: str
+    stage: str
+    route_selection_expression: str
+    routes: Mapping[str, Route] = field(default_factory=dict)
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT_ID
+    revision: str = ""  # changes whenever the deployed state changes
+
+    @property
+    def domain_name(self) -> str:
+        return f"{self.api_id}.execute-api.{self.region}.amazonaws.com"
+
+    @property
+    def wss_url(self) -> str:
+        """The URL a client would use on AWS."""
+        return f"wss://{self.domain_name}/{self.stage}"
+
+    @property
+    def callback_url(self) -> str:
+        """The `@connections` endpoint_url a backend would use on AWS."""
+        return f"https://{self.domain_name}/{self.stage}"
+
+
+#: Returns the current ApiConfig; called by the server to pick up redeployments.
+ConfigSource = Callable[[], ApiConfig]

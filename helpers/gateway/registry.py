@@ -1,0 +1,41 @@
+"""Which local gateway serves which API stage, for the `@connections` interception.
+
+Handler code written for AWS builds its management client from `requestContext.domainName`
+and `stage`. `interception` looks the (api id, stage) pair up here to answer such calls from
+the running `LocalGateway` instead of the network. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+
+class ManagementTarget(Protocol):
+    def handle_management(
+        self, method: str, connection_id: str, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one @connections call (POST/GET/DELETE): status, headers, body.
+
+        Thread-safe; must not be called from the gateway's own event loop thread.
+        """
+        ...
+
+
+_lock = threading.Lock()
+_targets: dict[tuple[str, str], ManagementTarget] = {}
+
+
+def register(api_id: str, stage: str, target: ManagementTarget) -> None:
+    with _lock:
+        _targets[(api_id, stage)] = target
+
+
+def unregister(api_id: str, stage: str, target: ManagementTarget) -> None:
+    with _lock:
+        if _targets.get((api_id, stage)) is target:
+            del _targets[(api_id, stage)]
+
+
+def lookup(api_id: str, stage: str) -> ManagementTarget | None:
+    return _targets.get((api_id, stage))

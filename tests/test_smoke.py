@@ -1,0 +1,35 @@
+"""The package imports, and the Quick start is the two commands CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_helpers_imports_without_touching_sys_path():
+    import helpers
+
+    assert helpers.__version__
+    assert Path(helpers.__file__).resolve().parent == ROOT / "helpers"
+
+
+def _quick_start_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", section, re.S)
+    assert len(blocks) == 1, "Quick start must hold exactly one fenced block"
+    return [line for line in blocks[0].splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_quick_start_has_exactly_two_commands():
+    commands = _quick_start_commands()
+    assert len(commands) == 2
+    assert "lab" in commands[0]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    test_command = _quick_start_commands()[1].split("#")[0].strip()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
