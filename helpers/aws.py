@@ -1,0 +1,127 @@
+"""boto3 + moto conveniences for the lessons: they hide ceremony, never the lesson.
+
+Everything the lessons teach (create_api, create_integration, create_route, deployments,
+post_to_connection...) is still written out with boto3 in the notebooks. These helpers only
+do the set-up that would be the same in every lesson: start moto, package a handler, make the
+IAM role Lambda needs, and spell out the integration URI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import textwrap
+import zipfile
+
+import boto3
+import moto
+from moto.core.models import MockAWS
+
+# Importing these patches moto and botocore (once): deployments, wss:// endpoints, and
+# @connections calls answered by a running local gateway.
+import helpers.gateway.interception
+import helpers.gateway.moto_gaps  # noqa: F401
+
+_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+_running: MockAWS | None = None
+
+#: Trust policy that lets the Lambda service assume a role (what "execution role" means).
+LAMBDA_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def start_moto(region: str = "us-east-1") -> MockAWS:
+    """Start an in-memory AWS: every boto3 call from now on goes to moto, not to AWS.
+
+    Sets fake credentials and ``AWS_DEFAULT_REGION`` (so no real account can be touched),
+    then starts ``moto.mock_aws()``. Running the cell again stops the previous mock first, so
+    you start from an empty account. Keep the result and call ``.stop()`` to clean up.
+    """
+    global _running
+    if _running is not None:
+        _running.stop()
+        _running = None
+    os.environ.update(_FAKE_CREDENTIALS)
+    os.environ["AWS_DEFAULT_REGION"] = region
+    mock = moto.mock_aws()
+    original_stop = mock.stop
+
+    def stop_once(remove_data: bool = True) -> None:
+        # moto's stop() is not idempotent (a second call corrupts its nesting count), and a
+        # learner may run the clean-up cell and then this one again.
+        if not getattr(mock, "_course_stopped", False):
+            mock._course_stopped = True  # type: ignore[attr-defined]
+            original_stop(remove_data)
+
+    mock.stop = stop_once  # type: ignore[method-assign]
+    mock.start()
+    _running = mock
+    return mock
+
+
+def handler_zip(source: str, filename: str = "app.py", **extra_files: str) -> bytes:
+    """A Lambda deployment package (a zip) holding ``source`` as ``filename``.
+
+    Pass the bytes as ``Code={"ZipFile": ...}`` to ``lambda.create_function``; the handler is
+    then ``"app.lambda_handler"`` (module name, dot, function name). The source is dedented,
+    so you can write it as an indented triple-quoted string. More files go in as keyword
+    arguments: ``handler_zip(src, helpers_py="...")`` adds ``helpers.py`` (``_py`` -> ``.py``).
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(filename, textwrap.dedent(source).lstrip("\n"))
+        for name, text in extra_files.items():
+            path = name[: -len("_py")] + ".py" if name.endswith("_py") else name
+            archive.writestr(path, textwrap.dedent(text).lstrip("\n"))
+    return buffer.getvalue()
+
+
+def lambda_role(name: str = "websocket-lambda-role") -> str:
+    """The ARN of an IAM role Lambda can assume, creating the role if needed.
+
+    Every Lambda function runs as an *execution role*; ``create_function(Role=...)`` fails
+    unless the role exists and trusts ``lambda.amazonaws.com`` (moto checks that it exists,
+    as AWS does). Real functions also attach policies to it, e.g. for DynamoDB.
+    """
+    iam = boto3.client("iam")
+    try:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        pass
+    role = iam.create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY),
+        Description="Execution role for the course's WebSocket handlers",
+    )
+    return role["Role"]["Arn"]
+
+
+def lambda_integration_uri(function_arn: str, region: str) -> str:
+    """The ``IntegrationUri`` for a Lambda proxy integration (reference §1.2).
+
+    API Gateway calls Lambda's own Invoke API, whose path is
+    ``/2015-03-31/functions/{FunctionArn}/invocations``; the URI names that call.
+    """
+    return (
+        f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+        f"{function_arn}/invocations"
+    )
+
+
+__all__ = ["LAMBDA_TRUST_POLICY", "handler_zip", "lambda_integration_uri", "lambda_role",
+           "start_moto"]

@@ -1,0 +1,71 @@
+"""The `@connections` management API's wire format (reference section 6), without I/O.
+
+Both doors into it use these answers: HTTP on the gateway's port
+(`/{stage}/@connections/{id}`) and boto3 clients built the AWS way, which `interception`
+answers in-process. Errors carry `x-amzn-ErrorType`, which is how botocore types them
+(reference 6: without it, `client.exceptions.GoneException` does not match).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+Answer = tuple[int, dict[str, str], bytes]
+
+JSON = "application/json"
+
+
+def parse_path(path: str, stage: str) -> str | None:
+    """The connection id in `/{stage}/@connections/{id}` (URL-encoded or not), else None."""
+    path = unquote(path.split("?", 1)[0])
+    prefix = f"/{stage}/@connections/"
+    if not path.startswith(prefix):
+        return None
+    connection_id = path[len(prefix) :]
+    return connection_id if connection_id and "/" not in connection_id else None
+
+
+def ok(status: int = 200, payload: dict | None = None) -> Answer:
+    if payload is None:
+        return status, {}, b""
+    return status, {"Content-Type": JSON}, json.dumps(payload).encode()
+
+
+def error(status: int, error_type: str, message: str) -> Answer:
+    headers = {"Content-Type": JSON, "x-amzn-ErrorType": error_type}
+    return status, headers, json.dumps({"message": message}).encode()
+
+
+def gone(connection_id: str) -> Answer:
+    return error(
+        410,
+        "GoneException",
+        f"Connection {connection_id} is gone: it closed, never existed, or its $connect has "
+        "not returned 2xx yet. Delete the stored id and carry on.",
+    )
+
+
+def payload_too_large(size: int, limit: int) -> Answer:
+    return error(
+        413,
+        "PayloadTooLargeException",
+        f"Data is {size} bytes; post_to_connection accepts at most {limit} bytes. "
+        "Send a smaller message, or split it and reassemble on the client.",
+    )
+
+
+def method_not_allowed(method: str) -> Answer:
+    return error(
+        403,
+        "ForbiddenException",
+        f"{method} is not an @connections operation: use POST (post_to_connection), "
+        "GET (get_connection) or DELETE (delete_connection).",
+    )
+
+
+def not_found(path: str, stage: str) -> Answer:
+    return 403, {"Content-Type": JSON, "x-amzn-ErrorType": "ForbiddenException"}, json.dumps(
+        {"message": f"Forbidden: no route for {path}; the @connections API lives at "
+         f"/{stage}/@connections/{{connectionId}} (is the stage in your endpoint_url?)"}
+    ).encode()

@@ -1,0 +1,94 @@
+"""What happened on a gateway, kept for an explicit display call.
+
+Background threads never print (their output lands in random notebook cells and breaks
+nbval), so the gateway records connections, invocations with their logs, frames in and out,
+and closes here; a cell shows them with `gateway.log.show()` or turns them into a Mermaid
+sequence diagram. Bounded, so a benchmark's million messages cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    time: float  # the gateway clock's time (virtual or real)
+    kind: str  # connect | reject | message | invoke | send | close | manage
+    connection_id: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.detail[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.detail.get(key, default)
+
+
+class EventLog:
+    """A thread-safe, bounded record of a gateway's events."""
+
+    def __init__(self, maxlen: int = 20_000):
+        self._entries: deque[Entry] = deque(maxlen=maxlen)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+
+    def record(self, time: float, kind: str, connection_id: str, **detail: Any) -> None:
+        with self._lock:
+            self._seq += 1
+            self._entries.append(Entry(self._seq, time, kind, connection_id, detail))
+            self._changed.notify_all()
+
+    def __iter__(self) -> Iterator[Entry]:
+        with self._lock:
+            return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def entries(self, *kinds: str, connection_id: str | None = None) -> list[Entry]:
+        return [
+            e for e in self
+            if (not kinds or e.kind in kinds)
+            and (connection_id is None or e.connection_id == connection_id)
+        ]
+
+    def invocations(self, route: str | None = None) -> list[Entry]:
+        return [e for e in self.entries("invoke") if route is None or e["route"] == route]
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> list[Entry]:
+        """Block until `predicate(entries)` is true; returns the entries. For cells and tests.
+
+        Raises TimeoutError naming what was awaited, so a cell never hangs silently.
+        """
+        with self._changed:
+            ok = self._changed.wait_for(lambda: predicate(list(self._entries)), timeout)
+            if not ok:
+                raise TimeoutError(
+                    f"The gateway's event log did not reach the expected state within "
+                    f"{timeout} s ({len(self._entries)} entries so far)."
+                )
+            return list(self._entries)
+
+    def wait_for_invocations(self, route: str, count: int = 1, timeout: float = 5.0) -> list[Entry]:
+        """Block until `route` has been invoked (and finished) `count` times."""
+        self.wait_for(
+            lambda es: sum(1 for e in es if e.kind == "invoke" and e["route"] == route) >= count,
+            timeout,
+        )
+        return self.invocations(route)
+
+
+def describe(entries: Iterable[Entry]) -> list[str]:
+    """One line per entry, for debugging (not for checked notebook output)."""
+    return [f"{e.seq:>5} {e.kind:<8} {e.connection_id} {e.detail}" for e in entries]

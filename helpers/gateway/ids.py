@@ -1,0 +1,68 @@
+"""Ids and timestamps in the formats API Gateway puts into events and @connections answers.
+
+Pure functions of their arguments (plus the OS random source for ids): the gateway passes in
+its clock's time, so a `VirtualClock` yields events stamped with virtual time.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import string
+import time
+
+_API_ID_ALPHABET = string.ascii_lowercase + string.digits
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def new_id() -> str:
+    """A fresh connection/request/message id, e.g. ``"BFHPhFe3IAMF95g="``.
+
+    AWS ids are 16 characters of URL-safe base64 ending in ``=`` (reference §3, §10 item 9),
+    which is exactly what 11 random bytes encode to. Connection ids are capabilities in the
+    security lesson (§7), so they come from the OS random source, not `random`.
+    """
+    return base64.urlsafe_b64encode(os.urandom(11)).decode("ascii")
+
+
+def new_api_id() -> str:
+    """An API id like AWS's: 10 lowercase alphanumerics, e.g. ``"fjnq7njcv2"`` (reference §1.1)."""
+    return "".join(secrets.choice(_API_ID_ALPHABET) for _ in range(10))
+
+
+def new_trace_id(epoch_seconds: float) -> str:
+    """An ``X-Amzn-Trace-Id`` value, ``Root=1-<8 hex epoch seconds>-<24 hex>`` (reference §3.1)."""
+    return f"Root=1-{int(epoch_seconds):08x}-{os.urandom(12).hex()}"
+
+
+def epoch_ms(epoch_seconds: float) -> int:
+    """``requestTimeEpoch`` / ``connectedAt``: integer epoch milliseconds (reference §3).
+
+    Rounded rather than truncated so that ``1731324924.553`` gives ``1731324924553`` despite
+    binary floating point; `request_time` and `iso8601` derive from this value so all three
+    formats of one instant agree.
+    """
+    return round(epoch_seconds * 1000)
+
+
+def request_time(epoch_seconds: float) -> str:
+    """``requestTime`` in CLF format ``dd/MMM/yyyy:HH:mm:ss +0000`` (reference §3, §11).
+
+    Month names are always English: `time.strftime("%b")` would follow the locale.
+    """
+    t = time.gmtime(epoch_ms(epoch_seconds) // 1000)
+    return (
+        f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year:04d}:"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+    )
+
+
+def iso8601(epoch_seconds: float) -> str:
+    """A GetConnection timestamp, e.g. ``"2020-04-30T20:10:33.236Z"`` (reference §6, CLI-ex)."""
+    seconds, millis = divmod(epoch_ms(epoch_seconds), 1000)
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+    )

@@ -1,0 +1,120 @@
+"""Routes AWS-shaped ``@connections`` calls to the local gateway serving that API stage.
+
+Handler code written for AWS builds its client as
+``boto3.client("apigatewaymanagementapi", endpoint_url=f"https://{domainName}/{stage}")``.
+When a `LocalGateway` has registered (api id, stage) in `registry`, such a call is answered by
+that gateway (``handle_management``) in this process, with the status, headers and body it
+chooses, so ``GoneException`` & co. arrive as typed boto3 errors. Otherwise nothing changes.
+
+Two hooks, because botocore has two ways out, and between them every client passes one,
+including clients created before this module was imported:
+
+* under ``mock_aws``, moto's ``BotocoreStubber`` (a ``before-send`` handler) answers first:
+  we wrap ``BotocoreStubber.process_request`` at class level;
+* otherwise botocore sends for real through ``botocore.endpoint.Endpoint._send``: we wrap
+  that at class level.
+
+The per-request cost when nothing is registered is one substring test.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+import botocore.endpoint
+from botocore.awsrequest import AWSResponse
+from moto.core.botocore_stubber import BotocoreStubber
+
+from . import registry
+
+_MARK = "_helpers_interception"
+_CONNECTIONS_URL = re.compile(
+    r"^https?://(?P<api_id>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com"
+    r"/(?P<stage>[^/?#]+)/(?:@|%40)connections/(?P<connection_id>[^/?#]+)/?(?:[?#]|$)"
+)
+
+
+def _body_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    data = body.read()  # a file-like body (botocore may pass one for blobs)
+    if hasattr(body, "seek"):
+        body.seek(0)
+    return data if isinstance(data, bytes) else str(data).encode("utf-8")
+
+
+def answer(method: str, url: str, body: Any) -> tuple[int, dict[str, str], bytes] | None:
+    """The registered gateway's answer to one @connections request, or None if not ours."""
+    if "execute-api" not in url:
+        return None
+    match = _CONNECTIONS_URL.match(url)
+    if match is None:
+        return None
+    target = registry.lookup(match["api_id"], unquote(match["stage"]))
+    if target is None:
+        return None
+    return target.handle_management(
+        method.upper(), unquote(match["connection_id"]), _body_bytes(body)
+    )
+
+
+class _RawBody(io.BytesIO):
+    """The ``raw`` botocore's AWSResponse reads from (it calls ``stream()``)."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        data = self.read()
+        if data:
+            yield data
+
+
+def _aws_response(url: str, result: tuple[int, dict[str, str], bytes]) -> AWSResponse:
+    status, headers, body = result
+    return AWSResponse(url, status, dict(headers), _RawBody(body))
+
+
+def _wrap_process_request(original: Any) -> Any:
+    def process_request(self: BotocoreStubber, request: Any) -> Any:
+        result = answer(request.method, request.url, request.body)
+        return result if result is not None else original(self, request)
+
+    return process_request
+
+
+def _wrap_send(original: Any) -> Any:
+    def _send(self: botocore.endpoint.Endpoint, request: Any) -> Any:
+        result = answer(request.method, request.url, request.body)
+        if result is None:
+            return original(self, request)
+        return _aws_response(request.url, result)
+
+    return _send
+
+
+def _patch(owner: type, name: str, wrapper: Any) -> None:
+    current = getattr(owner, name)
+    if not getattr(current, _MARK, False):
+        patched = wrapper(current)
+        patched.__wrapped__ = current  # lets tests simulate "before this module was imported"
+        setattr(patched, _MARK, True)
+        setattr(owner, name, patched)
+
+
+def apply() -> None:
+    """Install both hooks (idempotent). Runs on import."""
+    _patch(BotocoreStubber, "process_request", _wrap_process_request)
+    _patch(botocore.endpoint.Endpoint, "_send", _wrap_send)
+
+
+apply()
+
+__all__ = ["answer", "apply"]

@@ -1,0 +1,922 @@
+"""The local API Gateway's I/O: one port, WebSocket at `/{stage}`, `@connections` beside it.
+
+A thin layer over sans-I/O protocols: h11 reads plain HTTP requests (the `@connections` API,
+and the 426 for a GET without Upgrade); websockets' `ServerProtocol` does the WebSocket
+framing, with its per-frame limit giving API Gateway's separate 32 KB frame and 128 KB
+message limits. Every decision (route selection, event shapes, error frames, close codes)
+comes from the pure modules beside this one; handler code runs on worker threads, never on
+the event loop, so a slow handler never stalls other connections.
+
+The server runs on its own event loop in a daemon thread (never the Jupyter kernel's loop,
+which a synchronous websocket-client call would block) and prints nothing: everything it
+does goes to `gateway.log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+import h11
+from websockets.datastructures import Headers
+from websockets.frames import Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from helpers.display import Redactor
+from helpers.gateway import connections_api, ids, registry
+from helpers.gateway import protocol_rules as rules
+from helpers.gateway.clock import Clock, RealClock, TimerHandle, VirtualClock
+from helpers.gateway.config import ApiConfig, Authorizer, Function, Route
+from helpers.gateway.display import event_table, sequence_diagram
+from helpers.gateway.eventlog import EventLog
+from helpers.gateway.events import (
+    ConnectionContext,
+    authorizer_event,
+    connect_event,
+    disconnect_event,
+    message_event,
+)
+from helpers.gateway.lambda_runtime import Invocation, WorkerPool
+from helpers.gateway.routing import select_route
+
+_quiet = logging.getLogger("helpers.gateway.server")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False  # websockets logs "connection open" etc.; never into a notebook cell
+
+#: How long (real seconds) a closing socket may take to answer our close before we drop it.
+CLOSE_GRACE = 5.0
+
+#: Vanished TCP peer (no close frame): RFC 6455 reserves 1006 for exactly this and AWS
+#: documents nothing, so `$disconnect` reports 1006 with an empty reason.
+VANISHED = rules.Close(1006, "")
+
+
+class _Protocol(ServerProtocol):
+    """websockets' server protocol with API Gateway's wording for 1009 closes."""
+
+    def fail(self, code: int, reason: str = "") -> None:
+        if code == rules.MESSAGE_TOO_BIG.code:
+            reason = rules.MESSAGE_TOO_BIG.reason
+        super().fail(code, reason)
+
+
+@dataclass(eq=False)
+class _Connection:
+    """One WebSocket connection's state, owned by the event loop thread."""
+
+    tcp: _Tcp
+    context: ConnectionContext
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    last_active: float = 0.0
+    open: bool = False  # postable: $connect returned 2xx and the 101 went out
+    closing: bool = False  # $disconnect has been scheduled (exactly once)
+    close: rules.Close | None = None
+    timers: list[TimerHandle] = field(default_factory=list)
+    disconnected: asyncio.Future[None] | None = None
+    fragments: list[bytes] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.context.connection_id
+
+
+class _Tcp(asyncio.Protocol):
+    """One TCP connection: HTTP (h11) until it upgrades, then WebSocket (websockets)."""
+
+    def __init__(self, gateway: LocalGateway):
+        self.gateway = gateway
+        self.transport: asyncio.Transport | None = None
+        self.http = h11.Connection(h11.SERVER)
+        self.raw: bytearray | None = bytearray()  # the first request's bytes, for an upgrade
+        self.request: h11.Request | None = None
+        self.body = bytearray()
+        self.ws: _Protocol | None = None
+        self.conn: _Connection | None = None
+        self.eof_written = False
+        self.lost = False
+
+    # asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.gateway._tcps.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws.receive_data(data)
+            self.gateway._ws_events(self)
+            return
+        if self.raw is not None:
+            self.raw += data
+        self.http.receive_data(data)
+        self._http_events()
+
+    def eof_received(self) -> bool:
+        if self.ws is not None:
+            self.ws.receive_eof()
+            self.gateway._ws_events(self)
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.gateway._tcps.discard(self)
+        if self.conn is not None:
+            self.gateway._begin_disconnect(self.conn, VANISHED)
+
+    # HTTP ---------------------------------------------------------------------------
+
+    def _http_events(self) -> None:
+        while True:
+            try:
+                event = self.http.next_event()
+            except h11.RemoteProtocolError:
+                self._respond(400, {"Content-Type": "text/plain"}, b"Bad request\n", close=True)
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                self.request, self.body = event, bytearray()
+                if _is_upgrade(event):
+                    self._upgrade()
+                    return
+            elif isinstance(event, h11.Data):
+                self.body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                self.raw = None  # keep-alive requests after the first are never upgrades
+                status, headers, body = self.gateway._http(self.request, bytes(self.body))
+                self._respond(status, headers, body)
+                if self.http.our_state is h11.MUST_CLOSE:
+                    self._close_transport()
+                    return
+                try:
+                    self.http.start_next_cycle()
+                except h11.LocalProtocolError:
+                    self._close_transport()
+                    return
+            elif isinstance(event, h11.ConnectionClosed):
+                self._close_transport()
+                return
+
+    def _respond(self, status: int, headers: dict[str, str], body: bytes, close=False) -> None:
+        pairs = [(k, v) for k, v in headers.items()] + [("Content-Length", str(len(body)))]
+        if close:
+            pairs.append(("Connection", "close"))
+        try:
+            out = self.http.send(h11.Response(status_code=status, headers=pairs))
+            out += self.http.send(h11.Data(data=body)) if body else b""
+            out += self.http.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            self._close_transport()
+            return
+        self.transport.write(out)
+        if close:
+            self._close_transport()
+
+    def _upgrade(self) -> None:
+        if self.raw is None:  # an upgrade on a reused keep-alive connection: not supported
+            self._respond(400, {"Content-Type": "text/plain"}, b"Upgrade must come first\n", True)
+            return
+        self.ws = _Protocol(
+            max_size=(rules.MAX_MESSAGE_BYTES, rules.MAX_FRAME_BYTES), logger=_quiet
+        )
+        raw, self.raw = bytes(self.raw), None
+        self.ws.receive_data(raw)
+        self.gateway._ws_events(self)
+
+    # Output -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what the WebSocket protocol has to send; half-close on its EOF.
+
+        After we close (1009, 1003, idle, ...) we only shut our writing side and keep
+        reading, so the client gets our close frame and code instead of a TCP reset.
+        """
+        if self.ws is None or self.transport is None or self.transport.is_closing():
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            elif not self.eof_written:
+                self.eof_written = True
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+                self.gateway._loop.call_later(CLOSE_GRACE, self._close_transport)
+        if self.ws.close_expected() and not self.eof_written:
+            self.gateway._loop.call_later(CLOSE_GRACE, self._close_transport)
+
+    def _close_transport(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+def _is_upgrade(request: h11.Request) -> bool:
+    for name, value in request.headers:
+        if name == b"upgrade" and value.lower() == b"websocket":
+            return True
+    return False
+
+
+@dataclass
+class _Outcome:
+    """How one integration call ended, as the gateway saw it."""
+
+    invocation: Invocation | None
+    status: str  # ok | error | integration-timeout | function-timeout
+
+
+_running: dict[int, LocalGateway] = {}  # every started gateway, for re-run cells and atexit
+_names = itertools.count(1)
+
+
+class LocalGateway:
+    """A running API Gateway WebSocket API stage on 127.0.0.1, faithful to AWS's behaviour.
+
+    Build one with `from_api` (an API created with boto3 under moto's `mock_aws`) or
+    `from_handlers` (plain Python functions), then `start()` it, or use it as a context
+    manager. `url` is the socket URL; `log` records everything that happens.
+    """
+
+    def __init__(
+        self,
+        config: Callable[[], ApiConfig],
+        *,
+        revision: Callable[[], str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        idle_timeout: float = rules.IDLE_TIMEOUT,
+        max_lifetime: float = rules.MAX_LIFETIME,
+        clock: Clock | None = None,
+        max_connections_per_second: float | None = None,
+        log_size: int = 20_000,
+        redactor: Redactor | None = None,
+    ):
+        self._config_source = config
+        self._revision_source = revision or (lambda: "static")
+        self._config: ApiConfig | None = None
+        self._config_revision: str | None = None
+        self.host, self._requested_port, self.port = host, port, 0
+        self.idle_timeout, self.max_lifetime = idle_timeout, max_lifetime
+        self.clock: Clock = clock or RealClock()
+        self.max_connections_per_second = max_connections_per_second
+        self._rate_window: list[float] = []
+        self.log = EventLog(log_size)
+        self.redactor = redactor or Redactor()
+        self.internal_errors: list[BaseException] = []  # gateway bugs; tests assert it stays empty
+        self._origin = self.clock.time()
+        self._open: dict[str, _Connection] = {}
+        self._tcps: set[_Tcp] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._pool: WorkerPool | None = None
+        self._name = f"gateway-{next(_names)}"
+
+    # Construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_api(
+        cls,
+        api_id: str,
+        stage: str,
+        *,
+        region: str | None = None,
+        account_id: str | None = None,
+        **options: Any,
+    ) -> LocalGateway:
+        """Serve an API created through boto3 (`apigatewayv2`, `lambda`) in moto's `mock_aws`.
+
+        Only deployed state is live; a later `create_deployment` (or any change on an
+        `AutoDeploy` stage) is picked up by the running gateway without a restart.
+        """
+        from helpers.gateway import moto_source
+
+        where = {"region": region, "account_id": account_id}
+        moto_source.api_config(api_id, stage, **where)  # fail now, with a clear message
+        return cls(
+            lambda: moto_source.api_config(api_id, stage, **where),
+            revision=lambda: moto_source.revision(api_id, stage, **where),
+            **options,
+        )
+
+    @classmethod
+    def from_handlers(
+        cls,
+        handlers: Mapping[str, Callable[[dict, Any], Any]],
+        *,
+        route_selection_expression: str = "$request.body.action",
+        two_way: Iterable[str] = (),
+        stage: str = "dev",
+        api_id: str | None = None,
+        integration_timeout: float = 29.0,
+        function_timeout: float = 3.0,
+        authorizer: Callable[[dict, Any], Any] | None = None,
+        identity_sources: Iterable[str] = (),
+        **options: Any,
+    ) -> LocalGateway:
+        """Serve plain Python handlers, one per route key, without boto3 ceremony.
+
+        `handlers` maps route keys (`$connect`, `$disconnect`, `$default`, custom keys) to
+        Lambda-style functions `handler(event, context)`; `two_way` lists the route keys
+        whose return `body` goes back to the client (a `$default` route response on AWS).
+        """
+        from helpers.gateway.lambda_runtime import LambdaFunction
+
+        def function(fn: Callable) -> LambdaFunction:
+            return LambdaFunction.from_callable(fn, timeout=function_timeout)
+
+        answer = set(two_way)
+        auth = None
+        if authorizer is not None:
+            auth = Authorizer(function(authorizer), tuple(identity_sources))
+        routes = {
+            key: Route(
+                key,
+                function(fn),
+                timeout=integration_timeout,
+                two_way=key in answer,
+                authorizer=auth if key == "$connect" else None,
+            )
+            for key, fn in handlers.items()
+        }
+        unknown = answer - set(routes)
+        if unknown:
+            raise ValueError(f"two_way names routes without a handler: {sorted(unknown)}")
+        config = ApiConfig(
+            api_id=api_id or ids.new_api_id(),
+            stage=stage,
+            route_selection_expression=route_selection_expression,
+            routes=routes,
+        )
+        return cls(lambda: config, **options)
+
+    # Public surface -----------------------------------------------------------------
+
+    @property
+    def config(self) -> ApiConfig:
+        """The deployed configuration now in force."""
+        rev = self._revision_source()
+        if rev != self._config_revision or self._config is None:
+            self._config = self._config_source()
+            self._config_revision = rev
+        return self._config
+
+    @property
+    def url(self) -> str:
+        """The socket URL: `ws://127.0.0.1:<port>/<stage>` (AWS: `wss://{domain}/{stage}`)."""
+        return f"ws://{self.host}:{self.port}/{self.config.stage}"
+
+    @property
+    def http_url(self) -> str:
+        """The local `@connections` base URL, for an `endpoint_url` over real HTTP."""
+        return f"http://{self.host}:{self.port}/{self.config.stage}"
+
+    @property
+    def callback_url(self) -> str:
+        """The AWS-style `@connections` endpoint_url; answered in-process by this gateway."""
+        return self.config.callback_url
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def connections(self) -> list[str]:
+        """Ids of the connections open now (postable), oldest first."""
+        return list(self._open)
+
+    def start(self) -> LocalGateway:
+        """Bind the port and serve in a daemon thread; stops an earlier gateway for the
+        same API stage first (so re-running a notebook cell just works)."""
+        if self.running:
+            return self
+        config = self.config
+        for other in list(_running.values()):
+            if other is not self and (other.config.api_id, other.config.stage) == (
+                config.api_id, config.stage
+            ):
+                other.stop()
+        self._pool = WorkerPool(name=f"{self._name}-worker")
+        self._loop = asyncio.new_event_loop()
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name=f"{self._name}-loop", daemon=True
+        )
+        self._thread.start()
+        ready.result(10)
+        _running[id(self)] = self
+        registry.register(config.api_id, config.stage, self)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection (1001), run their `$disconnect`, free the port."""
+        if self._loop is None or self._thread is None:
+            return
+        _running.pop(id(self), None)
+        if self._config is not None:
+            registry.unregister(self._config.api_id, self._config.stage, self)
+        loop, thread = self._loop, self._thread
+        if thread.is_alive():
+            with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(timeout=1.0)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> LocalGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"serving {self.url}" if self.running else "stopped"
+        return f"<LocalGateway {state}>"
+
+    def show_log(self, *kinds: str, logs: bool = False, title: str | None = None):
+        """The event log as a table, ids redacted to stable labels; `logs=True` adds what
+        each handler printed. Times appear on a virtual clock only (they are exact there)."""
+        origin = self._origin if isinstance(self.clock, VirtualClock) else None
+        return event_table(self.log.entries(*kinds), redactor=self.redactor, origin=origin,
+                           logs=logs, title=title)
+
+    def sequence_diagram(self, *, title: str | None = None):
+        """The recorded flow as a Mermaid sequence diagram (rendered by JupyterLab)."""
+        return sequence_diagram(self.log.entries(), redactor=self.redactor, title=title)
+
+    def handle_management(self, method: str, connection_id: str, body: bytes):
+        """Answer one `@connections` call from another thread (see `registry`)."""
+        loop = self._loop
+        if loop is None or not self.running:
+            return connections_api.gone(connection_id)
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("handle_management must not run on the gateway's own loop")
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                answer.set_result(self._management(method, connection_id, body))
+            except BaseException as error:  # pragma: no cover - surfaced to the caller
+                answer.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        return answer.result(10)
+
+    # Event loop thread --------------------------------------------------------------
+
+    def _run(self, ready: concurrent.futures.Future) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = loop.run_until_complete(
+                loop.create_server(lambda: _Tcp(self), self.host, self._requested_port)
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+        except BaseException as error:
+            ready.set_exception(error)
+            loop.close()
+            return
+        ready.set_result(None)
+        try:
+            loop.run_forever()
+        finally:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        waits = [self._close(conn, rules.GOING_AWAY) for conn in list(self._open.values())]
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=8)
+        for tcp in list(self._tcps):
+            if tcp.transport is not None:
+                tcp.transport.abort()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 1)
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        """Keep a bug in the gateway visible (in the log) without printing anything."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            self.log.record(self._now(), "internal", "", error=f"{type(error).__name__}: {error}")
+            self.internal_errors.append(error)
+
+    def _now(self) -> float:
+        return self.clock.time()
+
+    # Plain HTTP: @connections and the 426 -------------------------------------------
+
+    def _http(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        path = request.target.decode("latin-1")
+        method = request.method.decode()
+        stage = self.config.stage
+        connection_id = connections_api.parse_path(path, stage)
+        if connection_id is not None:
+            return self._management(method, connection_id, body)
+        if path.split("?", 1)[0].rstrip("/") == f"/{stage}":
+            return 426, {"Content-Type": "application/json"}, json.dumps(
+                {"message": "Upgrade Required: this is a WebSocket endpoint; connect with a "
+                 "WebSocket client (e.g. websocket-client or wscat)."}).encode()
+        return connections_api.not_found(path, stage)
+
+    def _management(self, method: str, connection_id: str, body: bytes):
+        conn = self._open.get(connection_id)
+        if method == "POST":
+            if len(body) > rules.MAX_POST_BYTES:
+                return connections_api.payload_too_large(len(body), rules.MAX_POST_BYTES)
+            if conn is None:
+                self.log.record(self._now(), "manage", connection_id, op="post", status=410)
+                return connections_api.gone(connection_id)
+            self._send(conn, body, kind="push")
+            return connections_api.ok(200)
+        if method == "GET":
+            if conn is None:
+                return connections_api.gone(connection_id)
+            ctx = conn.context
+            self.log.record(self._now(), "manage", connection_id, op="get", status=200)
+            return connections_api.ok(200, {
+                "connectedAt": ids.iso8601(ctx.connected_at),
+                "identity": {"sourceIp": ctx.source_ip, "userAgent": ctx.user_agent},
+                "lastActiveAt": ids.iso8601(conn.last_active),
+            })
+        if method == "DELETE":
+            if conn is None:
+                self.log.record(self._now(), "manage", connection_id, op="delete", status=410)
+                return connections_api.gone(connection_id)
+            self.log.record(self._now(), "manage", connection_id, op="delete", status=204)
+            self._spawn(self._close(conn, rules.CLOSED_BY_BACKEND))
+            return connections_api.ok(204)
+        return connections_api.method_not_allowed(method)
+
+    # WebSocket: handshake -----------------------------------------------------------
+
+    def _ws_events(self, tcp: _Tcp) -> None:
+        ws = tcp.ws
+        for event in ws.events_received():
+            if isinstance(event, Request):
+                self._spawn(self._handshake(tcp, event))
+            elif tcp.conn is not None and tcp.conn.open:
+                self._frame(tcp.conn, event)
+        tcp.flush()
+        conn = tcp.conn
+        if conn is not None and not conn.closing and (ws.close_rcvd or ws.close_sent):
+            if ws.close_rcvd is not None and (ws.close_sent is None or ws.close_rcvd_then_sent):
+                close = rules.client_close(ws.close_rcvd.code, ws.close_rcvd.reason)
+                self.log.record(self._now(), "close", conn.id, code=ws.close_rcvd.code,
+                                reason=ws.close_rcvd.reason, by="client")
+            else:
+                close = rules.Close(ws.close_sent.code, ws.close_sent.reason)
+                self.log.record(self._now(), "close", conn.id, code=close.code,
+                                reason=close.reason, by="gateway")
+            self._begin_disconnect(conn, close)
+        if ws.state is State.CLOSED:  # both sides are done (or the peer vanished)
+            if conn is not None:
+                self._begin_disconnect(conn, VANISHED)  # no-op after a close handshake
+            tcp._close_transport()
+
+    def _reject(self, tcp: _Tcp, status: int, message: str, problem: str | None = None) -> None:
+        body = json.dumps({"message": message}).encode()
+        try:
+            import http
+
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        headers = Headers([
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ])
+        tcp.ws.send_response(Response(status, phrase, headers, body))
+        tcp.flush()
+        self.log.record(self._now(), "reject", "", status=status, message=message,
+                        problem=problem)
+
+    def _rate_limited(self) -> bool:
+        limit = self.max_connections_per_second
+        if not limit:
+            return False
+        now = time.monotonic()
+        self._rate_window = [t for t in self._rate_window if now - t < 1.0]
+        if len(self._rate_window) >= limit:
+            return True
+        self._rate_window.append(now)
+        return False
+
+    async def _handshake(self, tcp: _Tcp, request: Request) -> None:
+        try:
+            config = self.config
+        except Exception as error:  # the stage or API vanished from moto
+            self._reject(tcp, 500, "Internal server error", problem=str(error))
+            return
+        path, _, query_string = request.path.partition("?")
+        if path.rstrip("/") != f"/{config.stage}":
+            self._reject(tcp, 403, "Forbidden",
+                         problem=f"no stage at {path}: connect to /{config.stage}")
+            return
+        if self._rate_limited():
+            self._reject(tcp, 429, "Too Many Requests",
+                         problem="more new connections per second than the gateway allows")
+            return
+        headers = list(request.headers.raw_items())
+        query = parse_qsl(query_string, keep_blank_values=True)
+        peer = tcp.transport.get_extra_info("peername") or ("127.0.0.1", 0)
+        context = ConnectionContext(
+            connection_id=ids.new_id(),
+            connected_at=self._now(),
+            source_ip=peer[0],
+            user_agent=request.headers.get("User-Agent"),
+            api_id=config.api_id,
+            stage=config.stage,
+            domain_name=config.domain_name,
+        )
+        route = config.routes.get("$connect")
+        if route is not None and route.authorizer is not None:
+            allowed = await self._authorize(tcp, route.authorizer, context, headers, query)
+            if allowed is None:
+                return
+            context = replace(context, authorizer=allowed)
+        response_headers: dict[str, str] = {}
+        if route is not None and route.function is not None:
+            request_id = ids.new_id()
+            event = connect_event(context, headers=headers, query=query,
+                                  request_id=request_id, now=self._now())
+            outcome = await self._invoke(route, event, context.connection_id)
+            if outcome.status != "ok":
+                status = 504 if outcome.status == "integration-timeout" else 502
+                self._reject(tcp, status, "Internal server error",
+                             problem=f"$connect {outcome.status}")
+                return
+            accepted, status, response_headers, problem = rules.connect_outcome(
+                outcome.invocation.result
+            )
+            if not accepted:
+                message = "Forbidden" if status == 403 else "Connection refused"
+                self._reject(tcp, status, message, problem=problem)
+                return
+        if tcp.lost:
+            return
+        response = tcp.ws.accept(request)
+        if response.status_code != 101:  # not a valid WebSocket handshake
+            tcp.ws.send_response(response)
+            tcp.flush()
+            return
+        for name, value in response_headers.items():
+            response.headers[name] = value
+        conn = _Connection(tcp=tcp, context=context, last_active=self._now())
+        conn.disconnected = self._loop.create_future()
+        tcp.conn = conn
+        tcp.ws.send_response(response)
+        conn.open = True
+        self._open[conn.id] = conn
+        self.log.record(self._now(), "connect", conn.id, status=101,
+                        query=dict(query), authorizer=context.authorizer)
+        self._spawn(self._pump(conn))
+        conn.timers.append(self.clock.call_later(
+            self.idle_timeout, lambda: self._idle_check(conn), self._loop))
+        conn.timers.append(self.clock.call_later(
+            self.max_lifetime, lambda: self._close(conn, rules.LIFETIME_EXCEEDED), self._loop))
+        # Frames that arrived with or right after the handshake are now routable.
+        self._ws_events(tcp)
+
+    async def _authorize(self, tcp, authorizer: Authorizer, context, headers, query):
+        if rules.identity_values(authorizer.identity_sources, headers, query) is None:
+            self._reject(tcp, 401, "Unauthorized",
+                         problem="an identity source is missing: the authorizer was not called")
+            return None
+        event = authorizer_event(context, headers=headers, query=query,
+                                 request_id=ids.new_id(), now=self._now())
+        route = Route("$connect (authorizer)", authorizer.function,
+                      timeout=authorizer.function.timeout)
+        outcome = await self._invoke(route, event, context.connection_id)
+        error = None
+        if outcome.status != "ok":
+            error = outcome.invocation.error if outcome.invocation else outcome.status
+        status, principal = rules.authorizer_outcome(
+            outcome.invocation.result if outcome.invocation else None, error,
+            method_arn=event["methodArn"],
+        )
+        if status is not None:
+            message = {401: "Unauthorized", 403: "Forbidden"}.get(status, "Internal server error")
+            self._reject(tcp, status, message, problem=f"authorizer answered {status}")
+            return None
+        return principal
+
+    # WebSocket: messages ------------------------------------------------------------
+
+    def _frame(self, conn: _Connection, frame) -> None:
+        tcp = conn.tcp
+        if frame.opcode is Opcode.BINARY or (
+            frame.opcode is Opcode.CONT and conn.fragments is None
+        ):
+            tcp.ws.fail(*rules.BINARY_NOT_SUPPORTED)
+            return
+        if frame.opcode is Opcode.TEXT:
+            if frame.fin:
+                self._message(conn, frame.data)
+            else:
+                conn.fragments = [frame.data]
+        elif frame.opcode is Opcode.CONT:
+            conn.fragments.append(frame.data)
+            if frame.fin:
+                data, conn.fragments = b"".join(conn.fragments), None
+                self._message(conn, data)
+
+    def _message(self, conn: _Connection, data: bytes) -> None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            conn.tcp.ws.fail(1007, "Invalid UTF-8 in a text frame")
+            return
+        conn.last_active = self._now()
+        conn.queue.put_nowait(text)
+
+    async def _pump(self, conn: _Connection) -> None:
+        """Handle one connection's messages one at a time, so their answers keep order."""
+        while True:
+            text = await conn.queue.get()
+            if text is None or not conn.open:
+                return
+            try:
+                await self._route_message(conn, text)
+            except Exception as error:  # a gateway bug: record it, keep serving
+                self.log.record(self._now(), "internal", conn.id,
+                                error=f"{type(error).__name__}: {error}")
+                self.internal_errors.append(error)
+
+    async def _route_message(self, conn: _Connection, text: str) -> None:
+        config = self.config
+        route_key = select_route(config.route_selection_expression, text, config.routes)
+        request_id = ids.new_id()
+        self.log.record(self._now(), "message", conn.id, route=route_key, body=text,
+                        request_id=request_id)
+        if route_key is None:
+            self._send_error(conn, rules.FORBIDDEN, request_id)
+            return
+        route = config.routes[route_key]
+        if route.function is None:
+            self._send_error(conn, rules.INTERNAL_SERVER_ERROR, request_id)
+            return
+        event = message_event(conn.context, route_key=route_key, body=text,
+                              request_id=request_id, message_id=ids.new_id(), now=self._now())
+        outcome = await self._invoke(route, event, conn.id)
+        if outcome.status == "integration-timeout":
+            self._send_error(conn, rules.ENDPOINT_TIMED_OUT, request_id)
+        elif outcome.status != "ok":
+            self._send_error(conn, rules.INTERNAL_SERVER_ERROR, request_id)
+        else:
+            frame, _problem = rules.message_reply(
+                outcome.invocation.result, route.two_way,
+                connection_id=conn.id, request_id=request_id,
+            )
+            if frame is not None:
+                self._send(conn, frame, kind="reply")
+
+    def _send_error(self, conn: _Connection, message: str, request_id: str) -> None:
+        self._send(conn, rules.error_frame(message, conn.id, request_id), kind="error")
+
+    def _send(self, conn: _Connection, data: str | bytes, *, kind: str) -> None:
+        """Send one message, in frames of at most 32 KB (the limit applies both ways)."""
+        if not conn.open or conn.tcp.ws is None:
+            return
+        ws = conn.tcp.ws
+        payload = data.encode() if isinstance(data, str) else data
+        binary = False
+        if isinstance(data, bytes):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                binary = True  # AWS documents no frame type for posts; non-UTF-8 goes binary
+        step = rules.MAX_FRAME_BYTES
+        first = payload[:step]
+        (ws.send_binary if binary else ws.send_text)(first, fin=len(payload) <= step)
+        for start in range(step, len(payload), step):
+            ws.send_continuation(payload[start:start + step], fin=start + step >= len(payload))
+        conn.tcp.flush()
+        conn.last_active = self._now()
+        shown = payload.decode("utf-8", "replace") if not binary else f"<{len(payload)} bytes>"
+        self.log.record(conn.last_active, "send", conn.id, via=kind, body=shown)
+
+    # Integration calls --------------------------------------------------------------
+
+    async def _invoke(self, route: Route, event: dict, connection_id: str) -> _Outcome:
+        """Run the route's function on a worker thread, within the integration timeout.
+
+        The shorter of the integration timeout and the function's own Timeout wins: the
+        first gives "Endpoint request timed out", the second is a Lambda error. A thread
+        cannot be killed, so a timed-out handler runs on and its late result is dropped.
+        """
+        function: Function = route.function
+        loop = self._loop
+        done = loop.create_future()
+
+        def finished(invocation: Invocation) -> None:
+            if not done.done():
+                done.set_result(invocation)
+
+        def run() -> None:
+            invocation = function.invoke(event)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(finished, invocation)
+
+        self._pool.submit(run)
+        limit = min(route.timeout, function.timeout)
+        try:
+            async with asyncio.timeout(limit):
+                invocation = await done
+        except TimeoutError:
+            status = "integration-timeout" if route.timeout <= function.timeout else (
+                "function-timeout")
+            self.log.record(self._now(), "invoke", connection_id, route=route.key,
+                            function=function.name, outcome=status, duration_ms=limit * 1000,
+                            logs=[f"Task timed out after {limit:.2f} seconds"], error=status)
+            return _Outcome(None, status)
+        status = "ok" if invocation.error is None else "error"
+        self.log.record(self._now(), "invoke", connection_id, route=route.key,
+                        function=function.name, outcome=status,
+                        duration_ms=invocation.duration_ms, logs=invocation.logs,
+                        error=invocation.error, result=invocation.result)
+        return _Outcome(invocation, status)
+
+    # Closing ------------------------------------------------------------------------
+
+    async def _idle_check(self, conn: _Connection) -> None:
+        if conn.closing:
+            return
+        idle_for = self._now() - conn.last_active
+        if idle_for + 1e-6 >= self.idle_timeout:
+            await self._close(conn, rules.GOING_AWAY)
+        else:
+            conn.timers.append(self.clock.call_later(
+                self.idle_timeout - idle_for, lambda: self._idle_check(conn), self._loop))
+
+    async def _close(self, conn: _Connection, close: rules.Close) -> None:
+        """Close from the gateway's side and wait until `$disconnect` has run."""
+        ws = conn.tcp.ws
+        if not conn.closing and ws is not None and ws.state is State.OPEN:
+            self.log.record(self._now(), "close", conn.id, code=close.code,
+                            reason=close.reason, by="gateway")
+            ws.send_close(close.code, close.reason)
+            conn.tcp.flush()
+            self._begin_disconnect(conn, close)
+        if conn.disconnected is not None:
+            await asyncio.shield(conn.disconnected)
+
+    def _begin_disconnect(self, conn: _Connection, close: rules.Close) -> None:
+        """Mark the connection gone (posts now get 410) and run `$disconnect` once."""
+        if conn.closing:
+            return
+        conn.closing, conn.open, conn.close = True, False, close
+        self._open.pop(conn.id, None)
+        for timer in conn.timers:
+            timer.cancel()
+        conn.queue.put_nowait(None)
+        if conn.close is VANISHED:
+            self.log.record(self._now(), "close", conn.id, code=1006, reason="", by="network")
+        self._spawn(self._disconnect(conn, close))
+
+    async def _disconnect(self, conn: _Connection, close: rules.Close) -> None:
+        try:
+            route = self.config.routes.get("$disconnect")
+            if route is not None and route.function is not None:
+                event = disconnect_event(conn.context, status_code=close.code,
+                                         reason=close.reason, request_id=ids.new_id(),
+                                         now=self._now())
+                await self._invoke(route, event, conn.id)
+        finally:
+            if conn.disconnected is not None and not conn.disconnected.done():
+                conn.disconnected.set_result(None)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for gateway in list(_running.values()):
+        with contextlib.suppress(Exception):
+            gateway.stop(timeout=2)

@@ -1,0 +1,506 @@
+"""The in-process Lambda runtime: zips, isolation, environment, capture, errors, worker pool."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from unittest import mock
+
+import pytest
+
+from helpers.gateway import lambda_runtime
+from helpers.gateway.lambda_runtime import Invocation, LambdaFunction, WorkerPool
+
+
+def make_zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def zip_function(files: dict[str, str], handler: str = "app.handler", **kwargs) -> LambdaFunction:
+    kwargs.setdefault("name", f"fn-{uuid.uuid4().hex[:6]}")
+    return LambdaFunction.from_zip(make_zip(files), handler, **kwargs)
+
+
+def body_lines(inv: Invocation) -> list[str]:
+    """Log lines between START and END."""
+    start = next(i for i, line in enumerate(inv.logs) if line.startswith("START "))
+    end = next(i for i, line in enumerate(inv.logs) if line.startswith("END "))
+    return inv.logs[start + 1 : end]
+
+
+def run_together(*calls):
+    """Run zero-argument calls in parallel threads and return their results in order."""
+    results: list = [None] * len(calls)
+
+    def run(i, call):
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    return results
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def test_zip_handler_imports_sibling_module():
+    fn = zip_function(
+        {
+            "app.py": "import utils\nfrom lib.helpers import twice\n"
+            "def handler(event, context):\n"
+            "    return {'v': utils.shout(event['x']), 'd': twice(2)}\n",
+            "utils.py": "def shout(s):\n    return s.upper() + '!'\n",
+            "lib/__init__.py": "",
+            "lib/helpers.py": "from . import consts\ndef twice(n):\n    return n * consts.TWO\n",
+            "lib/consts.py": "TWO = 2\n",
+        }
+    )
+    inv = fn.invoke({"x": "hi"})
+    assert inv.ok, inv.error
+    assert inv.result == {"v": "HI!", "d": 4}
+
+
+def test_slash_handler_path():
+    fn = zip_function(
+        {"src/__init__.py": "", "src/main.py": "def go(event, context):\n    return 7\n"},
+        handler="src/main.go",
+    )
+    assert fn.invoke({}).result == 7
+
+
+def test_two_functions_with_same_module_names_do_not_clash():
+    a = zip_function(
+        {
+            "app.py": "import utils\ndef handler(e, c):\n    return utils.WHO\n",
+            "utils.py": "WHO = 'a'\n",
+        }
+    )
+    b = zip_function(
+        {
+            "app.py": "import utils\ndef handler(e, c):\n    return 'b:' + utils.WHO\n",
+            "utils.py": "WHO = 'b'\n",
+        }
+    )
+    assert a.invoke({}).result == "a"
+    assert b.invoke({}).result == "b:b"
+    assert a.invoke({}).result == "a"
+    assert "app" not in sys.modules or not hasattr(sys.modules["app"], "handler")
+    assert "utils" not in sys.modules
+
+
+def test_warm_state_survives_and_init_duration_only_on_cold_start():
+    fn = zip_function(
+        {"app.py": "N = 0\ndef handler(e, c):\n    global N\n    N += 1\n    return N\n"}
+    )
+    first, second = fn.invoke({}), fn.invoke({})
+    assert (first.result, second.result) == (1, 2)
+    assert first.init_duration_ms is not None and first.init_duration_ms >= 0
+    assert second.init_duration_ms is None
+    assert "Init Duration: " in first.logs[-1]
+    assert "Init Duration" not in second.logs[-1]
+
+
+def test_concurrent_first_invocations_load_once():
+    fn = zip_function(
+        {
+            "app.py": "import time, utils\ntime.sleep(0.05)\nutils.LOADS.append(1)\n"
+            "def handler(e, c):\n    return len(utils.LOADS)\n",
+            "utils.py": "LOADS = []\n",
+        }
+    )
+    results = run_together(*(lambda: fn.invoke({}) for _ in range(4)))
+    assert [r.result for r in results] == [1, 1, 1, 1]
+    assert sum(r.init_duration_ms is not None for r in results) == 1
+
+
+def test_module_not_found():
+    inv = zip_function({"other.py": "x = 1\n"}).invoke({})
+    assert not inv.ok
+    assert inv.error_type == "Runtime.ImportModuleError"
+    assert inv.error == (
+        "Runtime.ImportModuleError: Unable to import module 'app': No module named 'app'"
+    )
+    assert inv.result is None
+    assert any(line.startswith("[ERROR] Runtime.ImportModuleError") for line in inv.logs)
+
+
+def test_missing_dependency_named_as_aws_does():
+    inv = zip_function({"app.py": "import no_such_dep_xyz\n"}).invoke({})
+    assert inv.error == (
+        "Runtime.ImportModuleError: Unable to import module 'app': "
+        "No module named 'no_such_dep_xyz'"
+    )
+
+
+def test_handler_not_found():
+    inv = zip_function({"app.py": "def other(e, c):\n    pass\n"}).invoke({})
+    assert inv.error_type == "Runtime.HandlerNotFound"
+    assert inv.error == "Runtime.HandlerNotFound: Handler 'handler' missing on module 'app'"
+
+
+def test_syntax_error():
+    inv = zip_function({"app.py": "def handler(e, c)\n    return 1\n"}).invoke({})
+    assert inv.error_type == "Runtime.UserCodeSyntaxError"
+    assert inv.error.startswith("Runtime.UserCodeSyntaxError: Syntax error in module 'app': ")
+    assert "app.py, line 1" in inv.error
+
+
+def test_malformed_handler_name():
+    inv = zip_function({"app.py": ""}, handler="nodot").invoke({})
+    assert inv.error_type == "Runtime.MalformedHandlerName"
+
+
+def test_init_exception_is_reported_and_init_retried():
+    fn = zip_function(
+        {
+            "app.py": "import os\nif not os.path.exists(os.environ['FLAG']):\n"
+            "    raise RuntimeError('not ready')\ndef handler(e, c):\n    return 'ok'\n"
+        },
+        environment={"FLAG": os.path.join(os.path.dirname(__file__), "definitely-missing")},
+    )
+    inv = fn.invoke({})
+    assert inv.error == "RuntimeError: not ready"
+    fn.environment["FLAG"] = __file__
+    fn._sandbox_env = None  # a new sandbox picks up the new configuration
+    assert fn.invoke({}).result == "ok"
+
+
+# ----------------------------------------------------------------------------- errors and logs
+
+
+def test_handler_raising_gives_error_and_traceback():
+    fn = zip_function({"app.py": "def handler(e, c):\n    raise ValueError('boom')\n"})
+    inv = fn.invoke({})
+    assert not inv.ok
+    assert (inv.error, inv.error_type, inv.result) == ("ValueError: boom", "ValueError", None)
+    [error_line] = [line for line in inv.logs if line.startswith("[ERROR]")]
+    lines = error_line.split("\n")
+    assert lines[0] == "[ERROR] ValueError: boom"
+    assert lines[1] == "Traceback (most recent call last):"
+    assert re.match(r'  File ".*app\.py", line 2, in handler', lines[2])
+    assert lines[3] == "    raise ValueError('boom')"
+    assert "lambda_runtime" not in error_line
+
+
+def test_start_end_report_lines():
+    fn = zip_function({"app.py": "def handler(e, c):\n    return None\n"}, memory_size=256)
+    inv = fn.invoke({})
+    rid = inv.request_id
+    assert uuid.UUID(rid).version == 4
+    assert inv.logs[0] == f"START RequestId: {rid} Version: $LATEST"
+    assert inv.logs[-2] == f"END RequestId: {rid}"
+    assert re.fullmatch(
+        rf"REPORT RequestId: {rid}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
+        r"Memory Size: 256 MB\tMax Memory Used: \d+ MB\tInit Duration: \d+\.\d\d ms",
+        inv.logs[-1],
+    )
+    assert inv.duration_ms >= 0
+
+
+def test_print_and_logging_captured_per_invocation_concurrently():
+    source = (
+        "import logging, sys\n"
+        "logger = logging.getLogger()\n"
+        "logger.setLevel(logging.INFO)\n"
+        "named = logging.getLogger('mylib')\n"
+        "def handler(event, context):\n"
+        "    event_barrier = BARRIER\n"
+        "    print('hello', event['who'])\n"
+        "    event_barrier.wait(2)\n"
+        "    logger.info('info from %s', event['who'])\n"
+        "    named.warning('named %s', event['who'])\n"
+        "    logger.debug('hidden')\n"
+        "    sys.stderr.write('err ' + event['who'] + '\\npartial')\n"
+        "    event_barrier.wait(2)\n"
+        "    print('multi\\nline', flush=True)\n"
+        "    return event['who']\n"
+    )
+    a = zip_function({"app.py": source})
+    b = zip_function({"app.py": source})
+    barrier = threading.Barrier(2)
+    # load both modules, then hand the barrier to them (an event must be JSON)
+    a._ensure_loaded()[0].__globals__["BARRIER"] = barrier
+    b._ensure_loaded()[0].__globals__["BARRIER"] = barrier
+    inv_a, inv_b = run_together(lambda: a.invoke({"who": "A"}), lambda: b.invoke({"who": "B"}))
+    for inv, who in ((inv_a, "A"), (inv_b, "B")):
+        lines = body_lines(inv)
+        assert lines[0] == f"hello {who}"
+        assert re.fullmatch(
+            rf"\[INFO\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{inv.request_id}"
+            rf"\tinfo from {who}",
+            lines[1],
+        )
+        assert lines[2].endswith(f"\t{inv.request_id}\tnamed {who}")
+        assert lines[2].startswith("[WARNING]\t")
+        assert f"err {who}" in lines
+        assert lines[-3:] == ["multi", "line", "partial"] or lines[-3:] == [
+            "partial",
+            "multi",
+            "line",
+        ]
+        assert not any("hidden" in line for line in lines)
+        other = "B" if who == "A" else "A"
+        assert not any(other in line.split("\t")[-1] for line in lines)
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_root_logger_default_level_is_warning_like_lambda():
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        fn = zip_function(
+            {
+                "app.py": "import logging\ndef handler(e, c):\n"
+                "    logging.getLogger().info('quiet')\n    logging.warning('loud')\n"
+            }
+        )
+        lines = body_lines(fn.invoke({}))
+        assert len(lines) == 1 and lines[0].startswith("[WARNING]") and lines[0].endswith("loud")
+    finally:
+        root.setLevel(saved)
+
+
+def test_marshal_error_and_decimal():
+    fn = zip_function(
+        {
+            "app.py": "import decimal\ndef handler(e, c):\n"
+            "    return {'n': decimal.Decimal('1.5')} if e['ok'] else {1, 2}\n"
+        }
+    )
+    assert fn.invoke({"ok": True}).result == {"n": 1.5}
+    bad = fn.invoke({"ok": False})
+    assert bad.error_type == "Runtime.MarshalError"
+    assert bad.error.startswith("Runtime.MarshalError: Unable to marshal response:")
+
+
+def test_event_is_a_copy():
+    event = {"items": [1]}
+    fn = LambdaFunction.from_callable(lambda e, c: e["items"].append(2))
+    fn.invoke(event)
+    assert event == {"items": [1]}
+
+
+def test_timeout_reported_after_the_fact():
+    fn = LambdaFunction.from_callable(lambda e, c: time.sleep(0.06) or "late", timeout=0.05)
+    inv = fn.invoke({})
+    assert inv.error_type == "Sandbox.Timedout"
+    assert inv.result is None
+    assert any(line.endswith("Task timed out after 0.05 seconds") for line in inv.logs)
+    assert inv.logs[-1].endswith("\tStatus: timeout")
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def test_context_fields_and_remaining_time():
+    seen = {}
+
+    def handler(event, context):
+        seen["first"] = context.get_remaining_time_in_millis()
+        time.sleep(0.03)
+        seen["second"] = context.get_remaining_time_in_millis()
+        seen["ctx"] = context
+
+    fn = LambdaFunction.from_callable(handler, name="ctxfn", timeout=2.0, memory_size=512)
+    inv = fn.invoke({})
+    ctx = seen["ctx"]
+    assert ctx.aws_request_id == inv.request_id
+    assert ctx.function_name == "ctxfn"
+    assert ctx.function_version == "$LATEST"
+    assert ctx.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:ctxfn"
+    assert ctx.memory_limit_in_mb == "512"  # a str, as AWS's runtime gives it
+    assert ctx.log_group_name == "/aws/lambda/ctxfn"
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", ctx.log_stream_name)
+    assert ctx.log_stream_name == fn.log_stream_name
+    assert 1900 <= seen["first"] <= 2000
+    assert seen["second"] <= seen["first"] - 25
+
+
+def test_from_callable_defaults():
+    def greet(event, context):
+        return {"statusCode": 200, "body": f"hi {event['name']}"}
+
+    fn = LambdaFunction.from_callable(greet)
+    assert fn.name == "greet"
+    assert fn.handler.endswith(".greet")
+    assert fn.timeout == 3.0 and fn.memory_size == 128 and fn.region == "us-east-1"
+    inv = fn.invoke({"name": "ada"})
+    assert inv.ok and inv.result == {"statusCode": 200, "body": "hi ada"}
+    assert inv.function_name == "greet"
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def test_environment_per_function_concurrently():
+    barrier = threading.Barrier(2)
+
+    def handler(event, context):
+        before = os.environ["TABLE"]
+        barrier.wait(2)  # both invocations are inside their handlers now
+        os.environ["WRITTEN"] = before
+        barrier.wait(2)
+        return {
+            "table": os.getenv("TABLE"),
+            "written": os.environ["WRITTEN"],
+            "name": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+            "region": os.environ["AWS_REGION"],
+            "default_region": os.environ["AWS_DEFAULT_REGION"],
+            "memory": os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"],
+            "handler": os.environ["_HANDLER"],
+            "group": os.environ["AWS_LAMBDA_LOG_GROUP_NAME"],
+            "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
+            "path_visible": "PATH" in os.environ,
+            "in_copy": dict(os.environ)["TABLE"],
+        }
+
+    one = LambdaFunction.from_callable(handler, name="one", environment={"TABLE": "t1"})
+    two = LambdaFunction.from_callable(
+        handler, name="two", environment={"TABLE": "t2"}, region="eu-west-1"
+    )
+    a, b = run_together(lambda: one.invoke({}), lambda: two.invoke({}))
+    assert a.ok and b.ok, (a.error, b.error)
+    assert a.result["table"] == a.result["written"] == a.result["in_copy"] == "t1"
+    assert b.result["table"] == b.result["written"] == b.result["in_copy"] == "t2"
+    assert (a.result["name"], b.result["name"]) == ("one", "two")
+    assert b.result["region"] == b.result["default_region"] == "eu-west-1"
+    assert a.result["memory"] == "128" and a.result["version"] == "$LATEST"
+    assert a.result["group"] == "/aws/lambda/one"
+    assert a.result["handler"] == one.handler
+    assert a.result["path_visible"]
+    assert "TABLE" not in os.environ and "WRITTEN" not in os.environ
+
+
+def test_environ_writes_persist_in_the_function_sandbox_only():
+    def handler(event, context):
+        count = int(os.environ.get("COUNTER", "0")) + 1
+        os.environ["COUNTER"] = str(count)
+        if event.get("delete"):
+            del os.environ["HOME_ISH"]
+        return {"count": count, "has": "HOME_ISH" in os.environ}
+
+    with mock.patch.dict(os.environ, {"HOME_ISH": "/h"}):
+        fn = LambdaFunction.from_callable(handler)
+        assert fn.invoke({}).result == {"count": 1, "has": True}
+        assert fn.invoke({"delete": True}).result == {"count": 2, "has": False}
+        assert os.environ["HOME_ISH"] == "/h"
+        assert "COUNTER" not in os.environ
+
+
+def test_environ_outside_invocations_is_the_process_environment():
+    assert type(os.environ).__name__ == "_OverlayEnviron"
+    assert isinstance(os.environ, os._Environ)
+    with mock.patch.dict(os.environ, {"LR_TEST_VAR": "1"}):
+        assert os.getenv("LR_TEST_VAR") == "1"
+        assert os.environ.copy()["LR_TEST_VAR"] == "1"
+    assert "LR_TEST_VAR" not in os.environ
+    os.environ["LR_TEST_VAR2"] = "x"
+    try:
+        assert os.environb[b"LR_TEST_VAR2"] == b"x"  # same storage as the original
+    finally:
+        del os.environ["LR_TEST_VAR2"]
+
+
+def test_env_visible_during_module_init():
+    fn = zip_function(
+        {"app.py": "import os\nT = os.environ['TABLE']\ndef handler(e, c):\n    return T\n"},
+        environment={"TABLE": "from-config"},
+    )
+    assert fn.invoke({}).result == "from-config"
+
+
+# ----------------------------------------------------------------------------- stray output
+
+
+@pytest.mark.parametrize("fixture", ["capsys", "capfd"])
+def test_gateway_threads_never_write_to_real_streams(fixture, request):
+    captured = request.getfixturevalue(fixture)
+    lambda_runtime.clear_stray_output()
+
+    def stray():
+        print("stray stdout")
+        sys.stderr.write("stray stderr\n")
+        logging.getLogger("x").error("stray log")
+
+    lambda_runtime._install_streams()  # capsys swapped sys.stdout after import
+    t = threading.Thread(target=stray, name="gateway-test-1")
+    t.start()
+    t.join(2)
+    out, err = captured.readouterr()
+    assert "stray" not in out + err
+    texts = [entry[2] for entry in lambda_runtime.stray_output()]
+    assert "stray stdout" in "".join(texts)
+    assert "stray stderr\n" in texts and "stray log" in texts
+
+
+def test_pool_worker_output_outside_invocation_is_kept_not_printed(capsys):
+    lambda_runtime.clear_stray_output()
+    with WorkerPool() as pool:
+        pool.submit(print, "from worker").result(2)
+        name = pool.submit(lambda: threading.current_thread().name).result(2)
+    assert capsys.readouterr().out == ""
+    assert re.fullmatch(r"gateway-worker-\d+", name)
+    assert any(entry[2].startswith("from worker") for entry in lambda_runtime.stray_output())
+
+
+def test_main_thread_output_still_reaches_stdout(capsys):
+    fn = LambdaFunction.from_callable(lambda e, c: print("inside"))
+    inv = fn.invoke({})
+    print("outside")
+    assert capsys.readouterr().out == "outside\n"
+    assert "inside" in inv.logs
+
+
+# ----------------------------------------------------------------------------- worker pool
+
+
+def test_worker_pool_keeps_serving_when_one_worker_hangs():
+    release = threading.Event()
+    pool = WorkerPool(name="gateway-worker")
+    try:
+        hung = pool.submit(release.wait)
+        fn = LambdaFunction.from_callable(lambda e, c: e["n"] * 2)
+        results = [pool.submit(fn.invoke, {"n": n}).result(2).result for n in range(5)]
+        assert results == [0, 2, 4, 6, 8]
+        assert not hung.done()
+        assert pool.size == 2
+    finally:
+        release.set()
+        pool.shutdown()
+    assert hung.result(1) is True
+
+
+def test_worker_pool_propagates_exceptions_and_shutdown_is_bounded():
+    release = threading.Event()
+    pool = WorkerPool()
+    pool.submit(release.wait)
+    with pytest.raises(ZeroDivisionError):
+        pool.submit(lambda: 1 / 0).result(2)
+    started = time.monotonic()
+    pool.shutdown(timeout=0.2)
+    assert time.monotonic() - started < 0.5
+    with pytest.raises(RuntimeError):
+        pool.submit(print)
+    release.set()
+
+
+def test_worker_pool_reuses_idle_worker():
+    with WorkerPool() as pool:
+        for _ in range(50):
+            pool.submit(int).result(2)
+        assert pool.size == 1
