@@ -13,6 +13,8 @@ import json
 import os
 import textwrap
 import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import boto3
 import moto
@@ -123,5 +125,81 @@ def lambda_integration_uri(function_arn: str, region: str) -> str:
     )
 
 
-__all__ = ["LAMBDA_TRUST_POLICY", "handler_zip", "lambda_integration_uri", "lambda_role",
-           "start_moto"]
+@dataclass(frozen=True)
+class DeployedApi:
+    """What `deploy_websocket_api` made: ids a lesson needs next."""
+
+    api_id: str
+    stage: str
+    region: str
+    functions: dict[str, str]  # route key -> Lambda function name
+
+    @property
+    def endpoint(self) -> str:
+        """The URL clients would use on AWS (`LocalGateway.from_api` serves it locally)."""
+        return f"wss://{self.api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
+
+
+def deploy_websocket_api(
+    name: str,
+    handlers: Mapping[str, str],
+    *,
+    two_way: Iterable[str] = (),
+    stage: str = "dev",
+    route_selection_expression: str = "$request.body.action",
+    environment: Mapping[str, str] | None = None,
+    function_timeout: int = 3,
+    integration_timeout_ms: int | None = None,
+) -> DeployedApi:
+    """Every boto3 step of lesson 02 in one call: the API, one Lambda function per route,
+    its permission, `AWS_PROXY` integration and route, `$default` route responses for the
+    `two_way` routes, a stage and a deployment.
+
+    `handlers` maps route keys to handler source (a module defining `lambda_handler`).
+    Lessons after 02 use this so each can focus on its own subject; lesson 02 shows the calls.
+    """
+    region = boto3.session.Session().region_name or "us-east-1"
+    apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
+    api = apigw.create_api(Name=name, ProtocolType="WEBSOCKET",
+                           RouteSelectionExpression=route_selection_expression)
+    api_id, role, answer = api["ApiId"], lambda_role(), set(two_way)
+    functions = {}
+    for route_key, source in handlers.items():
+        function_name = f"{name}-{route_key.lstrip('$')}"
+        function = lam.create_function(
+            FunctionName=function_name, Runtime="python3.12", Role=role,
+            Handler="app.lambda_handler", Code={"ZipFile": handler_zip(source)},
+            Timeout=function_timeout,
+            Environment={"Variables": dict(environment or {})},
+        )
+        lam.add_permission(
+            FunctionName=function_name, StatementId=f"{name}-{route_key.lstrip('$')}-invoke",
+            Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
+            SourceArn=f"arn:aws:execute-api:{region}:{function['FunctionArn'].split(':')[4]}"
+                      f":{api_id}/*/{route_key}",
+        )
+        integration_options = {}
+        if integration_timeout_ms is not None:
+            integration_options["TimeoutInMillis"] = integration_timeout_ms
+        integration = apigw.create_integration(
+            ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationMethod="POST",
+            IntegrationUri=lambda_integration_uri(function["FunctionArn"], region),
+            **integration_options,
+        )
+        route_options = {"RouteResponseSelectionExpression": "$default"} \
+            if route_key in answer else {}
+        route = apigw.create_route(ApiId=api_id, RouteKey=route_key,
+                                   Target=f"integrations/{integration['IntegrationId']}",
+                                   **route_options)
+        if route_key in answer:
+            apigw.create_route_response(ApiId=api_id, RouteId=route["RouteId"],
+                                        RouteResponseKey="$default")
+        functions[route_key] = function_name
+    apigw.create_stage(ApiId=api_id, StageName=stage)
+    deployment = apigw.create_deployment(ApiId=api_id, StageName=stage)
+    apigw.update_stage(ApiId=api_id, StageName=stage, DeploymentId=deployment["DeploymentId"])
+    return DeployedApi(api_id, stage, region, functions)
+
+
+__all__ = ["LAMBDA_TRUST_POLICY", "DeployedApi", "deploy_websocket_api", "handler_zip",
+           "lambda_integration_uri", "lambda_role", "start_moto"]
