@@ -484,6 +484,17 @@ class Invocation:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def error_message(self) -> str | None:
+        """Lambda's `errorMessage`: the text without the `errorType: ` prefix.
+
+        API Gateway reads it, e.g. an authorizer that raises "Unauthorized" means 401.
+        """
+        if self.error is None or not self.error_type:
+            return self.error
+        prefix = f"{self.error_type}: "
+        return self.error[len(prefix):] if self.error.startswith(prefix) else self.error
+
 
 class LambdaContext:
     """The `context` argument, with the attributes awslambdaric's LambdaContext has."""

@@ -718,7 +718,7 @@ class LocalGateway:
         outcome = await self._invoke(route, event, context.connection_id)
         error = None
         if outcome.status != "ok":
-            error = outcome.invocation.error if outcome.invocation else outcome.status
+            error = outcome.invocation.error_message if outcome.invocation else outcome.status
         status, principal = rules.authorizer_outcome(
             outcome.invocation.result if outcome.invocation else None, error,
             method_arn=event["methodArn"],

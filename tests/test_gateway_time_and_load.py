@@ -1,0 +1,227 @@
+"""Timers on real and virtual clocks (behaviour 9), load and faults (12), notebook life (13)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+import time
+
+import pytest
+
+from helpers.client import Client
+from helpers.gateway import LocalGateway, VirtualClock
+
+
+def ok(event, context):
+    return {"statusCode": 200}
+
+
+def echo(event, context):
+    return {"statusCode": 200, "body": event["body"]}
+
+
+@pytest.fixture
+def disconnects():
+    seen = []
+
+    def on_disconnect(event, context):
+        ctx = event["requestContext"]
+        seen.append((ctx["disconnectStatusCode"], ctx["disconnectReason"]))
+        return {"statusCode": 200}
+
+    return seen, on_disconnect
+
+
+# 9. Idle timeout and maximum lifetime ---------------------------------------------------
+
+
+def test_idle_timeout_closes_1001_going_away_at_the_real_aws_value(serve, disconnects):
+    seen, on_disconnect = disconnects
+    clock = VirtualClock()
+    gateway = serve({"$default": ok, "$disconnect": on_disconnect}, clock=clock)
+    client = Client(gateway.url)
+    clock.advance(minutes=9, seconds=59)
+    assert not client.closed
+    clock.advance(seconds=1)
+    assert client.wait_closed() == (1001, "Going away")
+    assert seen == [(1001, "Going away")]
+
+
+def test_messages_reset_the_idle_timer(serve):
+    clock = VirtualClock()
+    gateway = serve({"$default": ok}, clock=clock)
+    client = Client(gateway.url)
+    clock.advance(minutes=9)
+    client.send("still here")
+    gateway.log.wait_for_invocations("$default")
+    clock.advance(minutes=9)
+    assert not client.closed
+    clock.advance(minutes=1)
+    assert client.wait_closed()[0] == 1001
+
+
+def test_two_hour_lifetime_closes_even_a_busy_connection(serve, disconnects):
+    seen, on_disconnect = disconnects
+    clock = VirtualClock()
+    gateway = serve({"$default": ok, "$disconnect": on_disconnect}, clock=clock)
+    client = Client(gateway.url)
+    for n in range(1, 24):  # a message every 5 minutes: never idle
+        clock.advance(minutes=5)
+        client.send("ping")
+        gateway.log.wait_for_invocations("$default", n)
+    assert not client.closed
+    clock.advance(minutes=5)  # 2 hours after connecting
+    assert client.wait_closed() == (1001, "Going away")
+    assert seen == [(1001, "Going away")]
+
+
+def test_idle_timeout_fires_live_on_the_real_clock(serve):
+    gateway = serve({"$default": ok}, idle_timeout=0.3)
+    client = Client(gateway.url)
+    started = time.monotonic()
+    assert client.wait_closed(timeout=3) == (1001, "Going away")
+    assert 0.25 <= time.monotonic() - started < 2.5
+
+
+# 12. Load and faults ------------------------------------------------------------------------
+
+
+def test_per_connection_message_order_is_preserved(serve):
+    gateway = serve({"$default": echo}, two_way=["$default"])
+    client = Client(gateway.url)
+    for n in range(200):
+        client.send(str(n))
+    assert [client.recv() for _ in range(200)] == [str(n) for n in range(200)]
+
+
+def test_200_concurrent_clients_are_served(serve):
+    gateway = serve({"$default": echo}, two_way=["$default"])
+    clients = [Client(gateway.url) for _ in range(200)]
+    for n, client in enumerate(clients):
+        client.send(f"hello {n}")
+    assert [c.recv(timeout=10) for c in clients] == [f"hello {n}" for n in range(200)]
+    assert len(gateway.connections) == 200
+    for client in clients:
+        client.close()
+
+
+def test_a_hung_handler_affects_only_its_own_request(serve):
+    release = threading.Event()
+
+    def maybe_hang(event, context):
+        if event["body"] == "hang":
+            release.wait(10)
+        return {"statusCode": 200, "body": event["body"]}
+
+    gateway = serve({"$default": maybe_hang}, two_way=["$default"], integration_timeout=0.5,
+                    function_timeout=10)
+    stuck, others = Client(gateway.url), [Client(gateway.url) for _ in range(5)]
+    stuck.send("hang")
+    for client in others:
+        client.send("fine")
+    assert [c.recv(timeout=0.4) for c in others] == ["fine"] * 5
+    assert stuck.recv_json()["message"] == "Endpoint request timed out"
+    release.set()
+
+
+def test_vanished_clients_are_cleaned_up_and_others_keep_going(serve, disconnects):
+    seen, on_disconnect = disconnects
+    gateway = serve({"$default": echo, "$disconnect": on_disconnect}, two_way=["$default"])
+    survivor = Client(gateway.url)
+    for _ in range(5):
+        raw = socket.create_connection(("127.0.0.1", gateway.port))
+        raw.sendall(b"GET /dev HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\n\r\n")
+        assert raw.recv(1024).startswith(b"HTTP/1.1 101")
+        raw.close()  # gone without a close frame
+    gateway.log.wait_for_invocations("$disconnect", 5)
+    survivor.send("ok?")
+    assert survivor.recv() == "ok?"
+    assert seen == [(1006, "")] * 5 and len(gateway.connections) == 1
+
+
+def test_malformed_http_and_garbage_bytes_do_not_hurt_the_gateway(serve):
+    gateway = serve({"$default": echo}, two_way=["$default"])
+    for junk in (b"\x16\x03\x01\x00\xa5garbage\r\n\r\n", b"NOT HTTP\r\n\r\n"):
+        raw = socket.create_connection(("127.0.0.1", gateway.port))
+        raw.sendall(junk)
+        raw.settimeout(2)
+        with contextlib.suppress(OSError):
+            raw.recv(1024)
+        raw.close()
+    client = Client(gateway.url)
+    client.send("fine")
+    assert client.recv() == "fine"
+
+
+# 13. Inside a notebook ---------------------------------------------------------------------
+
+
+def test_starting_again_for_the_same_stage_stops_the_previous_gateway():
+    handlers = {"$default": ok}
+    first = LocalGateway.from_handlers(handlers, api_id="samestage01").start()
+    client = Client(first.url)
+    second = LocalGateway.from_handlers(handlers, api_id="samestage01").start()
+    try:
+        assert not first.running and second.running
+        assert client.wait_closed() == (1001, "Going away")
+    finally:
+        second.stop()
+
+
+def test_stop_joins_threads_and_frees_the_port():
+    before = {t.name for t in threading.enumerate()}
+    gateway = LocalGateway.from_handlers({"$default": echo}, two_way=["$default"]).start()
+    client = Client(gateway.url)
+    client.send("x")
+    client.recv()
+    gateway.stop()
+    client.wait_closed()
+    time.sleep(0.1)
+    leftover = {t.name for t in threading.enumerate()} - before
+    assert not any(name.startswith(gateway._name) for name in leftover), leftover
+    again = LocalGateway.from_handlers({"$default": echo}, port=gateway.port).start()
+    assert again.port == gateway.port  # the port is free for a new gateway
+    again.stop()
+
+
+def test_nothing_prints_from_background_threads(capfd):
+    def chatty(event, context):
+        print("handler output")
+        raise ValueError("and a traceback")
+
+    gateway = LocalGateway.from_handlers({"$connect": ok, "$default": chatty}).start()
+    client = Client(gateway.url)
+    client.send("x")
+    client.recv()
+    client.send_binary(b"\x00")
+    client.wait_closed()
+    gateway.stop()
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    logs = gateway.log.invocations("$default")[0]["logs"]
+    assert "handler output" in logs and any("ValueError" in line for line in logs)
+
+
+def test_event_log_display_is_deterministic():
+    def run() -> str:
+        clock = VirtualClock()
+        gateway = LocalGateway.from_handlers({"$default": echo}, two_way=["$default"],
+                                             clock=clock).start()
+        client = Client(gateway.url)
+        client.send("hi")
+        client.recv()
+        clock.advance(minutes=10)
+        client.wait_closed()
+        gateway.stop()
+        buffer = io.StringIO()
+        print(repr(gateway.show_log()), file=buffer)
+        print(repr(gateway.sequence_diagram()), file=buffer)
+        return buffer.getvalue()
+
+    first, second = run(), run()
+    assert first == second
+    assert "T+10:00" in first and "conn-1" in first and "sequenceDiagram" in first
