@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import textwrap
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -165,7 +166,9 @@ def deploy_websocket_api(
     api_id, role, answer = api["ApiId"], lambda_role(), set(two_way)
     functions = {}
     for route_key, source in handlers.items():
-        function_name = f"{name}-{route_key.lstrip('$')}"
+        # Function names allow letters, digits, - and _ only: "chat/join" -> "chat-join".
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", route_key.lstrip("$")).strip("-") or "route"
+        function_name = f"{name}-{slug}"
         function = lam.create_function(
             FunctionName=function_name, Runtime="python3.12", Role=role,
             Handler="app.lambda_handler", Code={"ZipFile": handler_zip(source)},
@@ -173,7 +176,7 @@ def deploy_websocket_api(
             Environment={"Variables": dict(environment or {})},
         )
         lam.add_permission(
-            FunctionName=function_name, StatementId=f"{name}-{route_key.lstrip('$')}-invoke",
+            FunctionName=function_name, StatementId=f"{function_name}-invoke",
             Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
             SourceArn=f"arn:aws:execute-api:{region}:{function['FunctionArn'].split(':')[4]}"
                       f":{api_id}/*/{route_key}",

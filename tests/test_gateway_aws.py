@@ -275,3 +275,30 @@ def test_boto3_over_real_http_to_the_gateway_port(aws, gateways):
         for t in threads:
             t.join()
         assert sorted(client.recv() for _ in range(3)) == ["m0", "m1", "m2"]
+
+
+def test_endpoint_without_the_stage_is_403_forbidden(aws, gateways):
+    api = deploy_websocket_api("nostage", {"$default": ECHO})
+    gateway = gateways(api)
+    with Client(gateway.url):
+        [connection_id] = gateway.connections
+        wrong = boto3.client("apigatewaymanagementapi",
+                             endpoint_url=gateway.callback_url.rsplit("/", 1)[0])
+        with pytest.raises(wrong.exceptions.ForbiddenException):
+            wrong.post_to_connection(ConnectionId=connection_id, Data=b"x")
+
+
+def test_missing_endpoint_url_cannot_connect(aws, gateways):
+    from botocore.exceptions import EndpointConnectionError
+
+    api = deploy_websocket_api("noendpoint", {"$default": ECHO})
+    gateway = gateways(api)
+    with Client(gateway.url):
+        default = boto3.client("apigatewaymanagementapi")
+        with pytest.raises(EndpointConnectionError):
+            default.post_to_connection(ConnectionId=gateway.connections[0], Data=b"x")
+
+
+def test_route_keys_with_slashes_become_valid_function_names(aws):
+    api = deploy_websocket_api("slash", {"chat/join": ECHO, "chat.say": ECHO})
+    assert api.functions == {"chat/join": "slash-chat-join", "chat.say": "slash-chat-say"}

@@ -120,13 +120,13 @@ def sequence_diagram(
             body.append(f"    {who(e)}->>gateway: connect (101)")
         elif e.kind == "message":
             body.append(f"    {who(e)}->>gateway: {quote(d['body'])}")
-        elif e.kind == "invoke":
-            target = fn(d["function"])
-            client = who(e)
-            body.append(f"    gateway->>{target}: {d['route']} event")
-            if d["outcome"] != "ok":
-                body.append(f"    {target}--x gateway: {d['outcome']}")
-            del client
+        elif e.kind == "call":  # when the Lambda starts: pushes it makes then follow in order
+            who(e)
+            body.append(f"    gateway->>{fn(d['function'])}: {d['route']} event")
+        elif e.kind == "invoke" and d["outcome"] != "ok":
+            body.append(f"    {fn(d['function'])}--x gateway: {d['outcome']}")
+        elif e.kind == "send" and d["via"] == "push":
+            body.append(f"    gateway-->>{who(e)}: {quote(d['body'])} (pushed)")
         elif e.kind == "send":
             body.append(f"    gateway-->>{who(e)}: {quote(d['body'])}")
         elif e.kind == "manage":

@@ -66,3 +66,11 @@ def iso8601(epoch_seconds: float) -> str:
         f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
     )
+
+
+def stable_api_id(seed: str) -> str:
+    """A 10-character API id derived from `seed`: the same handlers get the same id."""
+    import hashlib
+
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(_API_ID_ALPHABET[b % len(_API_ID_ALPHABET)] for b in digest[:10])

@@ -27,6 +27,7 @@ from urllib.parse import unquote
 
 import botocore.endpoint
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
 from moto.core.botocore_stubber import BotocoreStubber
 
 from . import registry
@@ -54,18 +55,40 @@ def _body_bytes(body: Any) -> bytes:
 
 
 def answer(method: str, url: str, body: Any) -> tuple[int, dict[str, str], bytes] | None:
-    """The registered gateway's answer to one @connections request, or None if not ours."""
+    """The registered gateway's answer to one @connections request, or None if not ours.
+
+    The two classic endpoint mistakes (curriculum questions 1 and 2) get AWS's answers while a
+    local gateway runs: no stage in `endpoint_url` is 403 Forbidden, and no `endpoint_url` at
+    all (the SDK's default `https://execute-api.{region}.amazonaws.com`) cannot connect.
+    """
     if "execute-api" not in url:
         return None
     match = _CONNECTIONS_URL.match(url)
     if match is None:
-        return None
+        return _endpoint_mistake(url)
     target = registry.lookup(match["api_id"], unquote(match["stage"]))
     if target is None:
         return None
     return target.handle_management(
         method.upper(), unquote(match["connection_id"]), _body_bytes(body)
     )
+
+
+_NO_STAGE = re.compile(
+    r"^https?://(?P<api_id>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com"
+    r"/(?:@|%40)connections/"
+)
+_NO_API = re.compile(r"^https?://execute-api\.[a-z0-9-]+\.amazonaws\.com/")
+
+
+def _endpoint_mistake(url: str) -> tuple[int, dict[str, str], bytes] | None:
+    no_stage = _NO_STAGE.match(url)
+    if no_stage is not None and registry.serves_api(no_stage["api_id"]):
+        return 403, {"x-amzn-ErrorType": "ForbiddenException",
+                     "Content-Type": "application/json"}, b'{"message":"Forbidden"}'
+    if _NO_API.match(url) and registry.any_running():
+        raise EndpointConnectionError(endpoint_url=url)  # AWS: no such host serves @connections
+    return None
 
 
 class _RawBody(io.BytesIO):

@@ -763,7 +763,7 @@ class LambdaFunction:
             deadline = time.monotonic() + self.timeout
             started = time.perf_counter()
             if handler_fn is not None:
-                try:
+                try:  # as on AWS, the handler gets its own JSON-decoded copy of the event
                     payload = json.loads(_to_json(event))
                 except (TypeError, ValueError):
                     payload = event

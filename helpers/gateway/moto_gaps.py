@@ -31,6 +31,7 @@ import moto.apigatewayv2.urls as apigatewayv2_urls
 from moto.apigatewayv2 import models as v2_models
 from moto.apigatewayv2.exceptions import BadRequestException
 from moto.apigatewayv2.responses import ApiGatewayV2Response
+from moto.awslambda.responses import LambdaResponse
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import JsonRESTError
 
@@ -367,6 +368,29 @@ def _wrap_call_action(original: Any) -> Any:
     return call_action
 
 
+_lambda_writes = 0
+
+
+def lambda_writes() -> int:
+    """How many Lambda write calls (create/update/delete...) moto has served: a cheap
+    freshness check, so the gateway need not look functions up in moto on every message."""
+    return _lambda_writes
+
+
+def _wrap_lambda_call_action(original: Any) -> Any:
+    def call_action(self: Any) -> TYPE_RESPONSE:
+        global _lambda_writes
+        if self.method != "GET":
+            _lambda_writes += 1  # before and after: a reader never caches a half-made change
+        try:
+            return original(self)
+        finally:
+            if self.method != "GET":
+                _lambda_writes += 1
+
+    return call_action
+
+
 def _mark(function: Any) -> Any:
     setattr(function, _MARK, True)
     return function
@@ -401,6 +425,7 @@ def apply() -> None:
     _patch(v2_models.Api, "create_integration", _wrap_api_create_integration)
     _patch(v2_models.Stage, "to_json", _wrap_stage_to_json)
     _patch(ApiGatewayV2Response, "call_action", _wrap_call_action)
+    _patch(LambdaResponse, "call_action", _wrap_lambda_call_action)
 
 
 apply()
@@ -416,6 +441,7 @@ __all__ = [
     "apply",
     "deployed_state",
     "deployments",
+    "lambda_writes",
     "normalise_identity_source",
     "snapshot",
     "stage_deployment_id",

@@ -152,6 +152,7 @@ class MotoLambda:
 
     def __init__(self, function_arn: str) -> None:
         self.function_arn = function_arn
+        self._fresh: tuple[int, Any, Any] | None = None  # (lambda_writes, moto fn, runtime)
         parts = function_arn.split(":")
         self.region, self.account_id, self.name = parts[3], parts[4], parts[6]
         self.qualifier = parts[7] if len(parts) > 7 else None
@@ -173,6 +174,17 @@ class MotoLambda:
                 "lambda.create_function(...) inside mock_aws (or fix the IntegrationUri)."
             ) from None
 
+    def _current(self) -> tuple[Any, Any]:
+        """The moto function and its warm runtime, looked up again only after a Lambda write."""
+        writes = moto_gaps.lambda_writes()
+        fresh = self._fresh
+        if fresh is not None and fresh[0] == writes:
+            return fresh[1], fresh[2]
+        fn = self._moto_function()
+        runtime = self._runtime_for(fn)
+        self._fresh = (writes, fn, runtime)
+        return fn, runtime
+
     @property
     def timeout(self) -> float:
         """The function's own Timeout (seconds), read live like the rest of its settings.
@@ -180,15 +192,17 @@ class MotoLambda:
         Lambda's default (3 s) if the function is missing: `invoke` then reports why.
         """
         try:
-            return float(self._moto_function().timeout)
+            return float(self._current()[0].timeout)
         except MotoSourceError:
             return 3.0
 
     def runtime(self) -> Any:
         """The warm `lambda_runtime.LambdaFunction` for the function's current code and config."""
+        return self._current()[1]
+
+    def _runtime_for(self, fn: Any) -> Any:
         from .lambda_runtime import LambdaFunction
 
-        fn = self._moto_function()
         environment = dict(fn.environment_vars or {})
         key = (
             fn.function_arn, fn.code_sha_256, fn.handler, tuple(sorted(environment.items())),

@@ -39,3 +39,12 @@ def unregister(api_id: str, stage: str, target: ManagementTarget) -> None:
 
 def lookup(api_id: str, stage: str) -> ManagementTarget | None:
     return _targets.get((api_id, stage))
+
+
+def serves_api(api_id: str) -> bool:
+    """Whether a running gateway serves some stage of `api_id`."""
+    return any(key[0] == api_id for key in list(_targets))
+
+
+def any_running() -> bool:
+    return bool(_targets)

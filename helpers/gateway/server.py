@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -79,7 +80,8 @@ class _Connection:
 
     tcp: _Tcp
     context: ConnectionContext
-    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    inbox: deque[str] = field(default_factory=deque)  # messages waiting for their turn
+    busy: bool = False  # a message's integration call is in flight
     last_active: float = 0.0
     open: bool = False  # postable: $connect returned 2xx and the 101 went out
     closing: bool = False  # $disconnect has been scheduled (exactly once)
@@ -193,7 +195,7 @@ class _Tcp(asyncio.Protocol):
         self.ws = _Protocol(
             max_size=(rules.MAX_MESSAGE_BYTES, rules.MAX_FRAME_BYTES), logger=_quiet
         )
-        raw, self.raw = bytes(self.raw), None
+        raw, self.raw, self.http = bytes(self.raw), None, None  # h11 is done: free it
         self.ws.receive_data(raw)
         self.gateway._ws_events(self)
 
@@ -356,8 +358,12 @@ class LocalGateway:
         unknown = answer - set(routes)
         if unknown:
             raise ValueError(f"two_way names routes without a handler: {sorted(unknown)}")
+        if api_id is None:  # stable per handler set, so re-running a cell replaces its gateway
+            names = sorted(f"{key}={getattr(fn, '__qualname__', fn)}"
+                           for key, fn in handlers.items())
+            api_id = ids.stable_api_id(f"{stage}|{route_selection_expression}|{names}")
         config = ApiConfig(
-            api_id=api_id or ids.new_api_id(),
+            api_id=api_id,
             stage=stage,
             route_selection_expression=route_selection_expression,
             routes=routes,
@@ -406,7 +412,8 @@ class LocalGateway:
             return self
         config = self.config
         for other in list(_running.values()):
-            if other is not self and (other.config.api_id, other.config.stage) == (
+            known = other._config
+            if other is not self and known and (known.api_id, known.stage) == (
                 config.api_id, config.stage
             ):
                 other.stop()
@@ -454,8 +461,10 @@ class LocalGateway:
         """The event log as a table, ids redacted to stable labels; `logs=True` adds what
         each handler printed. Times appear on a virtual clock only (they are exact there)."""
         origin = self._origin if isinstance(self.clock, VirtualClock) else None
-        return event_table(self.log.entries(*kinds), redactor=self.redactor, origin=origin,
-                           logs=logs, title=title)
+        entries = self.log.entries(*kinds) if kinds else [
+            e for e in self.log if e.kind != "call"]  # "invoke" already says it all
+        return event_table(entries, redactor=self.redactor, origin=origin, logs=logs,
+                           title=title)
 
     def sequence_diagram(self, *, title: str | None = None):
         """The recorded flow as a Mermaid sequence diagram (rendered by JupyterLab)."""
@@ -484,6 +493,7 @@ class LocalGateway:
     def _run(self, ready: concurrent.futures.Future) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._loop_error)  # asyncio would print to stderr
         try:
             self._server = loop.run_until_complete(
                 loop.create_server(lambda: _Tcp(self), self.host, self._requested_port)
@@ -502,6 +512,13 @@ class LocalGateway:
             with contextlib.suppress(BaseException):
                 loop.run_until_complete(asyncio.sleep(0))
             loop.close()
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        error = context.get("exception")
+        text = f"{type(error).__name__}: {error}" if error else context.get("message", "")
+        self.log.record(self._now(), "internal", "", error=text)
+        if error is not None and not isinstance(error, ConnectionError | OSError):
+            self.internal_errors.append(error)
 
     async def _shutdown(self) -> None:
         self._server.close()
@@ -584,7 +601,6 @@ class LocalGateway:
                 self._spawn(self._handshake(tcp, event))
             elif tcp.conn is not None and tcp.conn.open:
                 self._frame(tcp.conn, event)
-        tcp.flush()
         conn = tcp.conn
         if conn is not None and not conn.closing and (ws.close_rcvd or ws.close_sent):
             if ws.close_rcvd is not None and (ws.close_sent is None or ws.close_rcvd_then_sent):
@@ -596,6 +612,7 @@ class LocalGateway:
                 self.log.record(self._now(), "close", conn.id, code=close.code,
                                 reason=close.reason, by="gateway")
             self._begin_disconnect(conn, close)
+        tcp.flush()  # after recording: a client that saw our close finds it in the log
         if ws.state is State.CLOSED:  # both sides are done (or the peer vanished)
             if conn is not None:
                 self._begin_disconnect(conn, VANISHED)  # no-op after a close handshake
@@ -698,11 +715,8 @@ class LocalGateway:
         self._open[conn.id] = conn
         self.log.record(self._now(), "connect", conn.id, status=101,
                         query=dict(query), authorizer=context.authorizer)
-        self._spawn(self._pump(conn))
-        conn.timers.append(self.clock.call_later(
-            self.idle_timeout, lambda: self._idle_check(conn), self._loop))
-        conn.timers.append(self.clock.call_later(
-            self.max_lifetime, lambda: self._close(conn, rules.LIFETIME_EXCEEDED), self._loop))
+        self._timer(conn, self.idle_timeout, lambda: self._idle_check(conn))
+        self._timer(conn, self.max_lifetime, lambda: self._close(conn, rules.LIFETIME_EXCEEDED))
         # Frames that arrived with or right after the handshake are now routable.
         self._ws_events(tcp)
 
@@ -756,22 +770,24 @@ class LocalGateway:
             conn.tcp.ws.fail(1007, "Invalid UTF-8 in a text frame")
             return
         conn.last_active = self._now()
-        conn.queue.put_nowait(text)
+        conn.inbox.append(text)
+        if not conn.busy:
+            self._next_message(conn)
 
-    async def _pump(self, conn: _Connection) -> None:
-        """Handle one connection's messages one at a time, so their answers keep order."""
-        while True:
-            text = await conn.queue.get()
-            if text is None or not conn.open:
-                return
+    def _next_message(self, conn: _Connection) -> None:
+        """Handle the connection's waiting messages one at a time, so answers keep order."""
+        while conn.inbox and not conn.busy and conn.open:
+            text = conn.inbox.popleft()
             try:
-                await self._route_message(conn, text)
+                self._route_message(conn, text)
             except Exception as error:  # a gateway bug: record it, keep serving
+                conn.busy = False
                 self.log.record(self._now(), "internal", conn.id,
                                 error=f"{type(error).__name__}: {error}")
                 self.internal_errors.append(error)
 
-    async def _route_message(self, conn: _Connection, text: str) -> None:
+    def _route_message(self, conn: _Connection, text: str) -> None:
+        """Select the route (reference 2.3) and answer at once, or start the integration."""
         config = self.config
         route_key = select_route(config.route_selection_expression, text, config.routes)
         request_id = ids.new_id()
@@ -786,18 +802,28 @@ class LocalGateway:
             return
         event = message_event(conn.context, route_key=route_key, body=text,
                               request_id=request_id, message_id=ids.new_id(), now=self._now())
-        outcome = await self._invoke(route, event, conn.id)
-        if outcome.status == "integration-timeout":
-            self._send_error(conn, rules.ENDPOINT_TIMED_OUT, request_id)
-        elif outcome.status != "ok":
-            self._send_error(conn, rules.INTERNAL_SERVER_ERROR, request_id)
-        else:
-            frame, _problem = rules.message_reply(
-                outcome.invocation.result, route.two_way,
-                connection_id=conn.id, request_id=request_id,
-            )
-            if frame is not None:
-                self._send(conn, frame, kind="reply")
+        conn.busy = True
+        self._call(route, event, conn.id,
+                   lambda outcome: self._answer(conn, route, request_id, outcome))
+
+    def _answer(self, conn: _Connection, route: Route, request_id: str,
+                outcome: _Outcome) -> None:
+        """Send what the client gets for one message (reference 4.2, 4.4); then the next."""
+        conn.busy = False
+        try:
+            if outcome.status == "integration-timeout":
+                self._send_error(conn, rules.ENDPOINT_TIMED_OUT, request_id)
+            elif outcome.status != "ok":
+                self._send_error(conn, rules.INTERNAL_SERVER_ERROR, request_id)
+            else:
+                frame, _problem = rules.message_reply(
+                    outcome.invocation.result, route.two_way,
+                    connection_id=conn.id, request_id=request_id,
+                )
+                if frame is not None:
+                    self._send(conn, frame, kind="reply")
+        finally:
+            self._next_message(conn)
 
     def _send_error(self, conn: _Connection, message: str, request_id: str) -> None:
         self._send(conn, rules.error_frame(message, conn.id, request_id), kind="error")
@@ -807,6 +833,9 @@ class LocalGateway:
         if not conn.open or conn.tcp.ws is None:
             return
         ws = conn.tcp.ws
+        # Stamp before writing: once the client has the frame, a cell may advance a virtual
+        # clock, and activity must not be dated after that.
+        conn.last_active = self._now()
         payload = data.encode() if isinstance(data, str) else data
         binary = False
         if isinstance(data, bytes):
@@ -819,15 +848,21 @@ class LocalGateway:
         (ws.send_binary if binary else ws.send_text)(first, fin=len(payload) <= step)
         for start in range(step, len(payload), step):
             ws.send_continuation(payload[start:start + step], fin=start + step >= len(payload))
-        conn.tcp.flush()
-        conn.last_active = self._now()
         shown = payload.decode("utf-8", "replace") if not binary else f"<{len(payload)} bytes>"
-        self.log.record(conn.last_active, "send", conn.id, via=kind, body=shown)
+        self.log.record(conn.last_active, "send", conn.id, via=kind, body=shown)  # then write:
+        conn.tcp.flush()  # a cell that saw the frame must find it in the log
 
     # Integration calls --------------------------------------------------------------
 
     async def _invoke(self, route: Route, event: dict, connection_id: str) -> _Outcome:
-        """Run the route's function on a worker thread, within the integration timeout.
+        """`_call`, awaited: for `$connect`, `$disconnect` and authorizers."""
+        done: asyncio.Future[_Outcome] = self._loop.create_future()
+        self._call(route, event, connection_id, done.set_result)
+        return await done
+
+    def _call(self, route: Route, event: dict, connection_id: str,
+              done: Callable[[_Outcome], None]) -> None:
+        """Run the route's function on a worker thread; `done(outcome)` follows on the loop.
 
         The shorter of the integration timeout and the function's own Timeout wins: the
         first gives "Endpoint request timed out", the second is a Lambda error. A thread
@@ -835,37 +870,58 @@ class LocalGateway:
         """
         function: Function = route.function
         loop = self._loop
-        done = loop.create_future()
-
-        def finished(invocation: Invocation) -> None:
-            if not done.done():
-                done.set_result(invocation)
-
-        def run() -> None:
-            invocation = function.invoke(event)
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(finished, invocation)
-
-        self._pool.submit(run)
         limit = min(route.timeout, function.timeout)
-        try:
-            async with asyncio.timeout(limit):
-                invocation = await done
-        except TimeoutError:
+        settled = False
+
+        def finish(invocation: Invocation) -> None:
+            nonlocal settled
+            if settled:  # too late: the timeout already answered
+                return
+            settled = True
+            timer.cancel()
+            status = "ok" if invocation.error is None else "error"
+            self.log.record(self._now(), "invoke", connection_id, route=route.key,
+                            function=function.name, outcome=status,
+                            duration_ms=invocation.duration_ms, logs=invocation.logs,
+                            error=invocation.error, result=invocation.result)
+            done(_Outcome(invocation, status))
+
+        def expire() -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
             status = "integration-timeout" if route.timeout <= function.timeout else (
                 "function-timeout")
             self.log.record(self._now(), "invoke", connection_id, route=route.key,
                             function=function.name, outcome=status, duration_ms=limit * 1000,
                             logs=[f"Task timed out after {limit:.2f} seconds"], error=status)
-            return _Outcome(None, status)
-        status = "ok" if invocation.error is None else "error"
-        self.log.record(self._now(), "invoke", connection_id, route=route.key,
-                        function=function.name, outcome=status,
-                        duration_ms=invocation.duration_ms, logs=invocation.logs,
-                        error=invocation.error, result=invocation.result)
-        return _Outcome(invocation, status)
+            done(_Outcome(None, status))
+
+        def run() -> None:
+            invocation = function.invoke(event)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(finish, invocation)
+
+        self.log.record(self._now(), "call", connection_id, route=route.key,
+                        function=function.name)
+        timer = loop.call_later(limit, expire)
+        self._pool.submit(run)
 
     # Closing ------------------------------------------------------------------------
+
+    def _timer(self, conn: _Connection, delay: float, action) -> None:
+        """Run `await action()` after `delay` on the gateway's clock, recording any bug."""
+
+        async def guarded() -> None:
+            try:
+                await action()
+            except Exception as error:
+                self.log.record(self._now(), "internal", conn.id,
+                                error=f"{type(error).__name__}: {error}")
+                self.internal_errors.append(error)
+
+        conn.timers.append(self.clock.call_later(delay, guarded, self._loop))
 
     async def _idle_check(self, conn: _Connection) -> None:
         if conn.closing:
@@ -874,8 +930,7 @@ class LocalGateway:
         if idle_for + 1e-6 >= self.idle_timeout:
             await self._close(conn, rules.GOING_AWAY)
         else:
-            conn.timers.append(self.clock.call_later(
-                self.idle_timeout - idle_for, lambda: self._idle_check(conn), self._loop))
+            self._timer(conn, self.idle_timeout - idle_for, lambda: self._idle_check(conn))
 
     async def _close(self, conn: _Connection, close: rules.Close) -> None:
         """Close from the gateway's side and wait until `$disconnect` has run."""
@@ -897,7 +952,7 @@ class LocalGateway:
         self._open.pop(conn.id, None)
         for timer in conn.timers:
             timer.cancel()
-        conn.queue.put_nowait(None)
+        conn.inbox.clear()
         if conn.close is VANISHED:
             self.log.record(self._now(), "close", conn.id, code=1006, reason="", by="network")
         self._spawn(self._disconnect(conn, close))
@@ -916,7 +971,8 @@ class LocalGateway:
 
 
 @atexit.register
-def _stop_all() -> None:
+def stop_all() -> None:
+    """Stop every running gateway (at exit, and when a notebook restarts moto)."""
     for gateway in list(_running.values()):
         with contextlib.suppress(Exception):
             gateway.stop(timeout=2)
