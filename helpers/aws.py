@@ -52,10 +52,14 @@ def start_moto(region: str = "us-east-1") -> MockAWS:
     """Start an in-memory AWS: every boto3 call from now on goes to moto, not to AWS.
 
     Sets fake credentials and ``AWS_DEFAULT_REGION`` (so no real account can be touched),
-    then starts ``moto.mock_aws()``. Running the cell again stops the previous mock first, so
-    you start from an empty account. Keep the result and call ``.stop()`` to clean up.
+    then starts ``moto.mock_aws()``. Running the cell again stops the previous mock (and any
+    running local gateway) first, so you start from an empty account. Keep the result and
+    call ``.stop()`` to clean up.
     """
     global _running
+    from helpers.gateway.server import stop_all
+
+    stop_all()  # gateways serve APIs of the moto being replaced: stop them first
     if _running is not None:
         _running.stop()
         _running = None

@@ -1,0 +1,56 @@
+"""helpers.client: a notebook client that reads in the background (real gateway, real socket)."""
+
+from __future__ import annotations
+
+import pytest
+import websocket
+
+from helpers.client import Client
+
+
+def echo(event, context):
+    return {"statusCode": 200, "body": event["body"]}
+
+
+def test_client_collects_messages_in_order(serve):
+    gateway = serve({"$default": echo}, two_way=["$default"])
+    with Client(gateway.url, name="alice") as alice:
+        for word in ("one", "two", "three"):
+            alice.send(word)
+        assert [alice.recv(), alice.recv(), alice.recv()] == ["one", "two", "three"]
+        assert alice.messages == ["one", "two", "three"]
+        assert alice.try_recv(0.1) is None
+
+
+def test_client_reassembles_fragmented_messages(serve):
+    gateway = serve({"$default": lambda e, c: {"statusCode": 200, "body": "z" * 100_000}},
+                    two_way=["$default"])
+    with Client(gateway.url) as client:
+        client.send("big please")  # the gateway answers in frames of at most 32 KB
+        assert client.recv() == "z" * 100_000
+
+
+def test_client_reports_the_gateways_close(serve):
+    gateway = serve({"$default": echo})
+    client = Client(gateway.url)
+    client.send_binary(b"\x01")
+    code, _reason = client.wait_closed()
+    assert code == 1003 and client.closed
+    with pytest.raises(TimeoutError, match="closed with 1003"):
+        client.recv(timeout=0.1)
+
+
+def test_client_close_runs_disconnect_with_its_code(serve):
+    seen = []
+    gateway = serve({"$disconnect": lambda e, c: seen.append(
+        e["requestContext"]["disconnectStatusCode"])})
+    Client(gateway.url).close(4000, "bye")
+    gateway.log.wait_for_invocations("$disconnect")
+    assert seen == [4000]
+
+
+def test_refused_handshake_raises_with_the_status(serve):
+    gateway = serve({"$connect": lambda e, c: {"statusCode": 401}})
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        Client(gateway.url)
+    assert refused.value.status_code == 401
