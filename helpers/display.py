@@ -136,6 +136,7 @@ class Table:
     def _repr_markdown_(self) -> str:
         def esc(text: str) -> str:
             text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            text = text.replace("$", "\\$")  # else JupyterLab renders $route ... $route as math
             return text.replace("|", "\\|").replace("\n", "<br>")
 
         lines = [f"**{esc(self.title)}**", ""] if self.title else []

@@ -893,9 +893,13 @@ class LocalGateway:
             settled = True
             status = "integration-timeout" if route.timeout <= function.timeout else (
                 "function-timeout")
+            what = (f"Endpoint request timed out after {limit * 1000:.0f} ms (the "
+                    "integration's TimeoutInMillis); the function runs on, its result dropped"
+                    if status == "integration-timeout" else
+                    f"Task timed out after {limit:.2f} seconds (the function's Timeout)")
             self.log.record(self._now(), "invoke", connection_id, route=route.key,
                             function=function.name, outcome=status, duration_ms=limit * 1000,
-                            logs=[f"Task timed out after {limit:.2f} seconds"], error=status)
+                            logs=[what], error=status)
             done(_Outcome(None, status))
 
         def run() -> None:
