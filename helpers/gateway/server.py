@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import http
 import itertools
 import json
 import logging
@@ -178,7 +179,11 @@ class _Tcp(asyncio.Protocol):
         if close:
             pairs.append(("Connection", "close"))
         try:
-            out = self.http.send(h11.Response(status_code=status, headers=pairs))
+            try:
+                reason = http.HTTPStatus(status).phrase.encode()
+            except ValueError:
+                reason = b""
+            out = self.http.send(h11.Response(status_code=status, headers=pairs, reason=reason))
             out += self.http.send(h11.Data(data=body)) if body else b""
             out += self.http.send(h11.EndOfMessage())
         except h11.LocalProtocolError:
@@ -621,8 +626,6 @@ class LocalGateway:
     def _reject(self, tcp: _Tcp, status: int, message: str, problem: str | None = None) -> None:
         body = json.dumps({"message": message}).encode()
         try:
-            import http
-
             phrase = http.HTTPStatus(status).phrase
         except ValueError:
             phrase = "Error"
