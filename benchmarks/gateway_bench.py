@@ -257,6 +257,11 @@ def deploy_bench_api() -> str:
     )["FunctionArn"]
     api_id = v2.create_api(Name="bench", ProtocolType="WEBSOCKET",
                            RouteSelectionExpression="$request.body.action")["ApiId"]
+    lam.add_permission(  # API Gateway may invoke it for every route of this API
+        FunctionName="bench", StatementId="bench-invoke", Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:{REGION}:{arn.split(':')[4]}:{api_id}/*/*",
+    )
     integration = v2.create_integration(
         ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationMethod="POST",
         IntegrationUri=lambda_integration_uri(arn, REGION),

@@ -8,6 +8,7 @@ import urllib.request
 
 import boto3
 import pytest
+import websocket
 
 from helpers.aws import deploy_websocket_api, handler_zip, lambda_integration_uri, lambda_role
 from helpers.client import Client
@@ -20,6 +21,7 @@ def lambda_handler(event, context):
 
 PUSH_BACK = """
 import boto3
+import websocket
 client = None
 def lambda_handler(event, context):
     global client
@@ -31,6 +33,13 @@ def lambda_handler(event, context):
     client.post_to_connection(ConnectionId=ctx["connectionId"], Data=data)
     return {"statusCode": 200}
 """
+
+
+def allow_api_gateway(function_name, api_id):
+    boto3.client("lambda").add_permission(
+        FunctionName=function_name, StatementId="apigw", Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*")
 
 
 @pytest.fixture
@@ -67,6 +76,7 @@ def test_a_route_added_after_deployment_is_live_only_after_redeploying(aws, gate
         Handler="app.lambda_handler",
         Code={"ZipFile": handler_zip("def lambda_handler(e, c):\n"
                                      "    return {'statusCode': 200, 'body': 'pong'}\n")})
+    allow_api_gateway("late-ping", api.api_id)
     integration = apigw.create_integration(
         ApiId=api.api_id, IntegrationType="AWS_PROXY",
         IntegrationUri=lambda_integration_uri(function["FunctionArn"], "us-east-1"))
@@ -99,6 +109,7 @@ def test_auto_deploy_stage_makes_changes_live_at_once(aws, gateways):
             function = lam.create_function(
                 FunctionName="auto-echo", Runtime="python3.12", Role=lambda_role(),
                 Handler="app.lambda_handler", Code={"ZipFile": handler_zip(ECHO)})
+            allow_api_gateway("auto-echo", api_id)
             integration = apigw.create_integration(
                 ApiId=api_id, IntegrationType="AWS_PROXY",
                 IntegrationUri=lambda_integration_uri(function["FunctionArn"], "us-east-1"))
@@ -302,3 +313,35 @@ def test_missing_endpoint_url_cannot_connect(aws, gateways):
 def test_route_keys_with_slashes_become_valid_function_names(aws):
     api = deploy_websocket_api("slash", {"chat/join": ECHO, "chat.say": ECHO})
     assert api.functions == {"chat/join": "slash-chat-join", "chat.say": "slash-chat-say"}
+
+
+def test_function_without_invoke_permission_fails_like_aws(aws, gateways):
+    apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
+    api_id = apigw.create_api(Name="noperm", ProtocolType="WEBSOCKET",
+                              RouteSelectionExpression="$request.body.action")["ApiId"]
+    function = lam.create_function(
+        FunctionName="noperm-connect", Runtime="python3.12", Role=lambda_role(),
+        Handler="app.lambda_handler",
+        Code={"ZipFile": handler_zip("def lambda_handler(e, c):\n"
+                                     "    return {'statusCode': 200}\n")})
+    integration = apigw.create_integration(
+        ApiId=api_id, IntegrationType="AWS_PROXY",
+        IntegrationUri=lambda_integration_uri(function["FunctionArn"], "us-east-1"))
+    apigw.create_route(ApiId=api_id, RouteKey="$connect",
+                       Target=f"integrations/{integration['IntegrationId']}")
+    apigw.create_stage(ApiId=api_id, StageName="dev", AutoDeploy=True)
+    gateway = LocalGateway.from_api(api_id, "dev").start()
+    try:
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(gateway.url, timeout=5)
+        [failed] = gateway.log.invocations("$connect")
+        lam.add_permission(
+            FunctionName="noperm-connect", StatementId="apigw", Action="lambda:InvokeFunction",
+            Principal="apigateway.amazonaws.com",
+            SourceArn=f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/$connect")
+        websocket.create_connection(gateway.url, timeout=5).close()
+    finally:
+        gateway.stop()
+    assert refused.value.status_code == 500
+    assert "Invalid permissions on Lambda function" in failed["error"]
+    assert "add_permission" in failed["error"]

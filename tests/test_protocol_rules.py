@@ -353,3 +353,32 @@ def test_stage_variable_sources_read_stage_variables():
 def test_http_api_identity_source_form_is_rejected():
     with pytest.raises(ValueError):
         rules.identity_values(["$request.header.Auth"], HEADERS, QUERY)
+
+
+# --- Lambda resource policy (reference §1.7) ---------------------------------------------
+
+ROUTE_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/dev/$connect"
+
+
+def _grant(source_arn=None, effect="Allow", service="apigateway.amazonaws.com"):
+    statement = {"Effect": effect, "Action": "lambda:InvokeFunction",
+                 "Principal": {"Service": service}}
+    if source_arn is not None:
+        statement["Condition"] = {"ArnLike": {"AWS:SourceArn": source_arn}}
+    return statement
+
+
+def test_invoke_needs_a_statement_for_api_gateway():
+    assert not rules.invoke_allowed([], ROUTE_ARN)
+    assert not rules.invoke_allowed([_grant(service="sns.amazonaws.com")], ROUTE_ARN)
+
+
+def test_invoke_source_arn_wildcards_match_stage_and_route():
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/*/$connect"
+    assert rules.invoke_allowed([_grant(arn)], ROUTE_ARN)
+    assert not rules.invoke_allowed([_grant(arn.replace("$connect", "$default"))], ROUTE_ARN)
+
+
+def test_invoke_without_source_arn_condition_is_allowed_and_deny_wins():
+    assert rules.invoke_allowed([_grant()], ROUTE_ARN)
+    assert not rules.invoke_allowed([_grant(), _grant(effect="Deny")], ROUTE_ARN)

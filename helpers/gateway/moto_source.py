@@ -28,6 +28,7 @@ from typing import Any
 from moto.apigatewayv2.models import Api, ApiGatewayV2Backend, apigatewayv2_backends
 
 from . import moto_gaps
+from . import protocol_rules as rules
 from .config import DEFAULT_INTEGRATION_TIMEOUT, ApiConfig, Authorizer, Route
 
 #: Both IntegrationUri forms AWS accepts for a Lambda proxy integration (reference §1.2).
@@ -153,6 +154,7 @@ class MotoLambda:
     def __init__(self, function_arn: str) -> None:
         self.function_arn = function_arn
         self._fresh: tuple[int, Any, Any] | None = None  # (lambda_writes, moto fn, runtime)
+        self._permissions: tuple[int, dict[str, bool]] = (-1, {})
         parts = function_arn.split(":")
         self.region, self.account_id, self.name = parts[3], parts[4], parts[6]
         self.qualifier = parts[7] if len(parts) > 7 else None
@@ -232,12 +234,34 @@ class MotoLambda:
         return warm
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        """Run the handler; a function missing from moto is a failed Invocation, as on AWS."""
+        """Run the handler; a function missing from moto, or one whose resource policy does
+        not let API Gateway invoke it, is a failed Invocation, as on AWS."""
         try:
-            runtime = self.runtime()
+            fn, runtime = self._current()
         except MotoSourceError as error:
             return _failed(self.name, str(error))
+        source_arn = _source_arn(event, self.region, self.account_id)
+        if source_arn is not None and not self._permitted(fn, source_arn):
+            return _failed(
+                self.name,
+                f"Execution failed due to configuration error: Invalid permissions on Lambda "
+                f"function {self.name}. API Gateway may not invoke it for {source_arn}: call "
+                "lambda.add_permission(FunctionName=..., Action='lambda:InvokeFunction', "
+                "Principal='apigateway.amazonaws.com', SourceArn="
+                f"'arn:aws:execute-api:{self.region}:{self.account_id}:<api-id>/*/<route>').",
+                error_type=rules.INVALID_PERMISSIONS,
+            )
         return runtime.invoke(event)
+
+    def _permitted(self, fn: Any, source_arn: str) -> bool:
+        """The resource-policy check, remembered until the next Lambda write."""
+        writes = moto_gaps.lambda_writes()
+        if self._permissions[0] != writes:
+            self._permissions = (writes, {})
+        known = self._permissions[1]
+        if source_arn not in known:
+            known[source_arn] = rules.invoke_allowed(fn.policy.statements, source_arn)
+        return known[source_arn]
 
 
 class UnsupportedIntegration:
@@ -253,14 +277,26 @@ class UnsupportedIntegration:
         return _failed(self.name, self.problem)
 
 
-def _failed(name: str, problem: str) -> Any:
+def _failed(name: str, problem: str, error_type: str = "LocalGatewayIntegrationError") -> Any:
     """A failed `lambda_runtime.Invocation` (the gateway then answers as for a Lambda error)."""
     from .lambda_runtime import Invocation
 
     return Invocation(
         function_name=name, request_id=str(uuid.uuid4()), error=problem,
-        error_type="LocalGatewayIntegrationError", logs=[problem],
+        error_type=error_type, logs=[problem],
     )
+
+
+def _source_arn(event: dict[str, Any], region: str, account_id: str) -> str | None:
+    """The `execute-api` ARN API Gateway invokes a route's function as (reference §1.7).
+
+    None for authorizer events: their permission (`.../authorizers/{id}`) is not checked here.
+    """
+    ctx = event.get("requestContext") or {}
+    if event.get("type") == "REQUEST" or "routeKey" not in ctx:
+        return None
+    return (f"arn:aws:execute-api:{region}:{account_id}:{ctx.get('apiId')}/{ctx.get('stage')}"
+            f"/{ctx['routeKey']}")
 
 
 def _function_for(uri: str | None, integration_type: str | None, what: str) -> Any:

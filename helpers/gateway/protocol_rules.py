@@ -304,3 +304,42 @@ def identity_values(
             return None
         values.append(value)
     return values
+
+
+# --- Lambda resource policy: may API Gateway invoke the function? (reference §1.7) ----------
+
+INVALID_PERMISSIONS = "ApiGateway.InvalidPermissions"
+
+
+def invoke_allowed(statements: Iterable[Mapping[str, Any]], source_arn: str) -> bool:
+    """Whether a function's resource policy lets API Gateway invoke it for `source_arn`.
+
+    `source_arn` is `arn:aws:execute-api:{region}:{account}:{api-id}/{stage}/{route-key}`
+    (reference §1.7, D-iam). A statement counts when it allows `lambda:InvokeFunction` to the
+    `apigateway.amazonaws.com` service principal, and its `AWS:SourceArn` condition, if any
+    (the SAM sample has none), matches with `*`/`?` wildcards. Any matching Deny wins.
+    Without such a statement AWS fails the call: "Execution failed due to configuration
+    error: Invalid permissions on Lambda function".
+    """
+    allowed = False
+    for statement in statements:
+        actions = {a.lower() for a in _as_list(statement.get("Action"))}
+        if not actions & {"lambda:invokefunction", "lambda:*", "*"}:
+            continue
+        principal = statement.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, Mapping) else [
+            principal]
+        if not any(s in ("apigateway.amazonaws.com", "*") for s in services):
+            continue
+        patterns = []
+        for operator, values in (statement.get("Condition") or {}).items():
+            if operator in ("ArnLike", "ArnEquals", "StringLike", "StringEquals"):
+                for key, value in values.items():
+                    if key.lower() == "aws:sourcearn":
+                        patterns += _as_list(value)
+        if patterns and not any(_glob(p, False).fullmatch(source_arn) for p in patterns):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed

@@ -242,7 +242,7 @@ class _Outcome:
     """How one integration call ended, as the gateway saw it."""
 
     invocation: Invocation | None
-    status: str  # ok | error | integration-timeout | function-timeout
+    status: str  # ok | error | config-error | integration-timeout | function-timeout
 
 
 _running: dict[int, LocalGateway] = {}  # every started gateway, for re-run cells and atexit
@@ -689,8 +689,8 @@ class LocalGateway:
             event = connect_event(context, headers=headers, query=query,
                                   request_id=request_id, now=self._now())
             outcome = await self._invoke(route, event, context.connection_id)
-            if outcome.status != "ok":
-                status = 504 if outcome.status == "integration-timeout" else 502
+            if outcome.status != "ok":  # timeout 504; missing permission 500; Lambda error 502
+                status = {"integration-timeout": 504, "config-error": 500}.get(outcome.status, 502)
                 self._reject(tcp, status, "Internal server error",
                              problem=f"$connect {outcome.status}")
                 return
@@ -882,7 +882,9 @@ class LocalGateway:
                 return
             settled = True
             timer.cancel()
-            status = "ok" if invocation.error is None else "error"
+            status = "ok" if invocation.error is None else (
+                "config-error" if invocation.error_type == rules.INVALID_PERMISSIONS
+                else "error")
             self.log.record(self._now(), "invoke", connection_id, route=route.key,
                             function=function.name, outcome=status,
                             duration_ms=invocation.duration_ms, logs=invocation.logs,

@@ -1,0 +1,78 @@
+"""Lesson 01's REST props: a real HTTP server answering real requests, and the pure timelines."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from helpers.lessons.rest_demo import Producer, UpdateFeed, simulate_polling, simulate_push
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.headers["Content-Type"], json.load(response)
+
+
+def test_feed_serves_the_latest_update_and_counts_requests() -> None:
+    with UpdateFeed() as feed:
+        assert _get(feed.url) == (200, "application/json", {"update": None})
+        feed.publish({"seq": 1})
+        feed.publish({"seq": 2})
+        assert _get(feed.url)[2] == {"update": {"seq": 2}}
+        assert feed.requests == 2
+
+
+def test_feed_answers_404_elsewhere_and_stops_cleanly() -> None:
+    feed = UpdateFeed().start()
+    url = feed.url
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(url.replace("/latest", "/nope"), timeout=5)
+    assert raised.value.code == 404
+    feed.stop()
+    feed.stop()  # twice is fine
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=2)
+
+
+def test_starting_a_feed_stops_the_previous_one() -> None:
+    first = UpdateFeed().start()
+    second = UpdateFeed().start()
+    try:
+        assert not first.running and second.running
+    finally:
+        second.stop()
+
+
+def test_producer_publishes_on_schedule_in_order() -> None:
+    with UpdateFeed() as feed:
+        producer = Producer([{"seq": 1}, {"seq": 2}], [0.0, 0.1], feed.publish)
+        begin = time.monotonic()
+        producer.start().join(5)
+        assert _get(feed.url)[2] == {"update": {"seq": 2}}
+        assert len(producer.produced) == 2
+        assert producer.produced[1] - begin >= 0.1
+
+
+def test_producer_join_reraises_publish_errors() -> None:
+    def broken(update):
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        Producer([1], [0.0], broken).start().join(5)
+
+
+def test_polling_simulation_counts_requests_waste_misses_and_delay() -> None:
+    polling = simulate_polling([0.7, 2.1, 2.4, 4.6, 7.3, 7.8], interval=1.0)
+    assert polling.request_times == [0, 1, 2, 3, 4, 5, 6, 7, 8]
+    assert (polling.requests, polling.wasted, polling.missed) == (9, 5, 2)
+    assert polling.average_delay == pytest.approx((0.3 + 0.6 + 0.4 + 0.2) / 4)
+
+
+def test_push_simulation_delivers_everything_after_the_latency() -> None:
+    push = simulate_push([0.7, 2.1], latency=0.05)
+    assert (push.requests, push.messages, push.missed) == (0, 2, 0)
+    assert push.average_delay == pytest.approx(0.05)
