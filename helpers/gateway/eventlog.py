@@ -11,23 +11,28 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
 class Entry:
-    seq: int
-    time: float  # the gateway clock's time (virtual or real)
-    kind: str  # connect | reject | message | invoke | send | close | manage
-    connection_id: str
-    detail: dict[str, Any] = field(default_factory=dict)
+    """One recorded event; `entry["route"]` reads its details. (A slotted class: the gateway
+    records several per message, so construction must be cheap.)"""
+
+    __slots__ = ("connection_id", "detail", "kind", "seq", "time")
+
+    def __init__(self, seq: int, time: float, kind: str, connection_id: str,
+                 detail: dict[str, Any]):
+        self.seq, self.time, self.kind = seq, time, kind  # time: the gateway clock's
+        self.connection_id, self.detail = connection_id, detail
 
     def __getitem__(self, key: str) -> Any:
         return self.detail[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.detail.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"Entry({self.seq}, {self.kind!r}, {self.connection_id!r}, {self.detail!r})"
 
 
 class EventLog:
@@ -38,12 +43,14 @@ class EventLog:
         self._seq = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_for: only then is a notify worth its cost
 
     def record(self, time: float, kind: str, connection_id: str, **detail: Any) -> None:
         with self._lock:
             self._seq += 1
             self._entries.append(Entry(self._seq, time, kind, connection_id, detail))
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
 
     def __iter__(self) -> Iterator[Entry]:
         with self._lock:
@@ -72,7 +79,11 @@ class EventLog:
         Raises TimeoutError naming what was awaited, so a cell never hangs silently.
         """
         with self._changed:
-            ok = self._changed.wait_for(lambda: predicate(list(self._entries)), timeout)
+            self._waiting += 1
+            try:
+                ok = self._changed.wait_for(lambda: predicate(list(self._entries)), timeout)
+            finally:
+                self._waiting -= 1
             if not ok:
                 raise TimeoutError(
                     f"The gateway's event log did not reach the expected state within "
