@@ -504,3 +504,13 @@ def test_worker_pool_reuses_idle_worker():
         for _ in range(50):
             pool.submit(int).result(2)
         assert pool.size == 1
+
+
+def test_request_ids_are_version_4_uuids():
+    import uuid
+
+    from helpers.gateway.lambda_runtime import _request_id
+
+    ids = {_request_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)

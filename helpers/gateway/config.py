@@ -22,7 +22,8 @@ class Function(Protocol):
     name: str
     timeout: float  # the function's own Timeout, in seconds
 
-    def invoke(self, event: dict[str, Any]) -> Any:  # -> lambda_runtime.Invocation
+    def invoke(self, event: dict[str, Any], *, copy_event: bool = True) -> Any:
+        """Run the handler; returns a `lambda_runtime.Invocation`."""
         ...
 
 

@@ -233,7 +233,7 @@ class MotoLambda:
                     _warm[key] = warm
         return warm
 
-    def invoke(self, event: dict[str, Any]) -> Any:
+    def invoke(self, event: dict[str, Any], *, copy_event: bool = True) -> Any:
         """Run the handler; a function missing from moto, or one whose resource policy does
         not let API Gateway invoke it, is a failed Invocation, as on AWS."""
         try:
@@ -251,7 +251,7 @@ class MotoLambda:
                 f"'arn:aws:execute-api:{self.region}:{self.account_id}:<api-id>/*/<route>').",
                 error_type=rules.INVALID_PERMISSIONS,
             )
-        return runtime.invoke(event)
+        return runtime.invoke(event, copy_event=copy_event)
 
     def _permitted(self, fn: Any, source_arn: str) -> bool:
         """The resource-policy check, remembered until the next Lambda write."""
@@ -273,7 +273,7 @@ class UnsupportedIntegration:
         self.name = name
         self.problem = problem
 
-    def invoke(self, event: dict[str, Any]) -> Any:
+    def invoke(self, event: dict[str, Any], *, copy_event: bool = True) -> Any:
         return _failed(self.name, self.problem)
 
 

@@ -22,6 +22,7 @@ import http
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -61,6 +62,9 @@ _quiet.propagate = False  # websockets logs "connection open" etc.; never into a
 #: How long (real seconds) a closing socket may take to answer our close before we drop it.
 CLOSE_GRACE = 5.0
 
+#: How often (real seconds) the loop looks for message integrations past their timeout.
+WATCHDOG_INTERVAL = 0.02
+
 #: Vanished TCP peer (no close frame): RFC 6455 reserves 1006 for exactly this and AWS
 #: documents nothing, so `$disconnect` reports 1006 with an empty reason.
 VANISHED = rules.Close(1006, "")
@@ -82,7 +86,8 @@ class _Connection:
     tcp: _Tcp
     context: ConnectionContext
     inbox: deque[str] = field(default_factory=deque)  # messages waiting for their turn
-    busy: bool = False  # a message's integration call is in flight
+    busy: bool = False  # a worker is handling this connection's messages
+    generation: int = 0  # bumped when a timed-out worker is replaced; the old one then stops
     last_active: float = 0.0
     open: bool = False  # postable: $connect returned 2xx and the 101 went out
     closing: bool = False  # $disconnect has been scheduled (exactly once)
@@ -110,17 +115,26 @@ class _Tcp(asyncio.Protocol):
         self.conn: _Connection | None = None
         self.eof_written = False
         self.lost = False
+        # The WebSocket protocol object and the socket are shared by the event loop and the
+        # worker threads that answer messages and pushes: this lock serialises them.
+        self.lock = threading.RLock()
+        self.deferred = 0  # writes handed to the loop and not yet done: later ones queue up
+        self.fd: int | None = None  # for direct writes from worker threads (POSIX only)
 
     # asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.gateway._tcps.add(self)
+        sock = transport.get_extra_info("socket")
+        if os.name == "posix" and sock is not None:
+            self.fd = sock.fileno()
 
     def data_received(self, data: bytes) -> None:
         if self.ws is not None:
-            self.ws.receive_data(data)
-            self.gateway._ws_events(self)
+            with self.lock:
+                self.ws.receive_data(data)
+                self.gateway._ws_events(self)
             return
         if self.raw is not None:
             self.raw += data
@@ -129,8 +143,9 @@ class _Tcp(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.ws is not None:
-            self.ws.receive_eof()
-            self.gateway._ws_events(self)
+            with self.lock:
+                self.ws.receive_eof()
+                self.gateway._ws_events(self)
             return True
         return False
 
@@ -207,21 +222,56 @@ class _Tcp(asyncio.Protocol):
     # Output -------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what the WebSocket protocol has to send; half-close on its EOF.
+        """Write what the WebSocket protocol has to send; half-close on its EOF. Any thread.
 
+        On a worker thread (answers, pushes) the bytes go straight to the socket when nothing
+        is queued before them, saving a trip through the event loop; otherwise they queue
+        behind earlier writes on the loop, so frames never interleave or reorder.
         After we close (1009, 1003, idle, ...) we only shut our writing side and keep
         reading, so the client gets our close frame and code instead of a TCP reset.
         """
-        if self.ws is None or self.transport is None or self.transport.is_closing():
+        with self.lock:
+            if self.ws is None or self.transport is None or self.transport.is_closing():
+                return
+            chunks = self.ws.data_to_send()
+            if not chunks:
+                return
+            on_loop = threading.get_ident() == self.gateway._loop_thread
+            if not on_loop and self.deferred == 0 and all(chunks) and self.fd is not None \
+                    and self.transport.get_write_buffer_size() == 0:
+                data = b"".join(chunks)
+                try:
+                    sent = os.write(self.fd, data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:  # the peer is gone: the loop will see it and clean up
+                    return
+                if sent == len(data):
+                    return
+                chunks = [data[sent:]]
+            for chunk in chunks:
+                if on_loop and self.deferred == 0:
+                    self._write(chunk)
+                else:
+                    self.deferred += 1
+                    self.gateway._loop.call_soon_threadsafe(self._write_deferred, chunk)
+
+    def _write_deferred(self, chunk: bytes) -> None:
+        with self.lock:
+            self.deferred -= 1
+            self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        """On the loop, lock held: write a chunk, or half-close for the protocol's EOF."""
+        if self.transport is None or self.transport.is_closing():
             return
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
-            elif not self.eof_written:
-                self.eof_written = True
-                if self.transport.can_write_eof():
-                    self.transport.write_eof()
-                self.gateway._loop.call_later(CLOSE_GRACE, self._close_transport)
+        if chunk:
+            self.transport.write(chunk)
+        elif not self.eof_written:
+            self.eof_written = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.gateway._loop.call_later(CLOSE_GRACE, self._close_transport)
         if self.ws.close_expected() and not self.eof_written:
             self.gateway._loop.call_later(CLOSE_GRACE, self._close_transport)
 
@@ -243,6 +293,19 @@ class _Outcome:
 
     invocation: Invocation | None
     status: str  # ok | error | config-error | integration-timeout | function-timeout
+
+
+@dataclass(eq=False)
+class _InFlight:
+    """A message's integration call running on a worker thread, watched for its timeout."""
+
+    conn: _Connection
+    route: Route
+    request_id: str
+    deadline: float  # time.monotonic()
+    limit: float
+    generation: int
+    settled: bool = False  # answered, or timed out: guarded by the connection's lock
 
 
 _running: dict[int, LocalGateway] = {}  # every started gateway, for re-run cells and atexit
@@ -273,8 +336,11 @@ class LocalGateway:
     ):
         self._config_source = config
         self._revision_source = revision or (lambda: "static")
-        self._config: ApiConfig | None = None
-        self._config_revision: str | None = None
+        self._config: ApiConfig | None = None  # the latest, for stop() and start()
+        self._configured: tuple[str, ApiConfig] | None = None
+        self._loop_thread: int | None = None
+        self._inflight: set[_InFlight] = set()  # message integrations running on workers
+        self._inflight_lock = threading.Lock()
         self.host, self._requested_port, self.port = host, port, 0
         self.idle_timeout, self.max_lifetime = idle_timeout, max_lifetime
         self.clock: Clock = clock or RealClock()
@@ -381,10 +447,11 @@ class LocalGateway:
     def config(self) -> ApiConfig:
         """The deployed configuration now in force."""
         rev = self._revision_source()
-        if rev != self._config_revision or self._config is None:
-            self._config = self._config_source()
-            self._config_revision = rev
-        return self._config
+        known = self._configured  # (revision, config): one read, so threads never mix them
+        if known is None or known[0] != rev:
+            known = self._configured = (rev, self._config_source())
+            self._config = known[1]
+        return known[1]
 
     @property
     def url(self) -> str:
@@ -476,22 +543,10 @@ class LocalGateway:
         return sequence_diagram(self.log.entries(), redactor=self.redactor, title=title)
 
     def handle_management(self, method: str, connection_id: str, body: bytes):
-        """Answer one `@connections` call from another thread (see `registry`)."""
-        loop = self._loop
-        if loop is None or not self.running:
+        """Answer one `@connections` call, from any thread (see `registry`)."""
+        if self._loop is None or not self.running:
             return connections_api.gone(connection_id)
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("handle_management must not run on the gateway's own loop")
-        answer: concurrent.futures.Future = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                answer.set_result(self._management(method, connection_id, body))
-            except BaseException as error:  # pragma: no cover - surfaced to the caller
-                answer.set_exception(error)
-
-        loop.call_soon_threadsafe(run)
-        return answer.result(10)
+        return self._management(method, connection_id, body)
 
     # Event loop thread --------------------------------------------------------------
 
@@ -508,6 +563,8 @@ class LocalGateway:
             ready.set_exception(error)
             loop.close()
             return
+        self._loop_thread = threading.get_ident()
+        loop.call_later(WATCHDOG_INTERVAL, self._watchdog)
         ready.set_result(None)
         try:
             loop.run_forever()
@@ -535,6 +592,13 @@ class LocalGateway:
                 tcp.transport.abort()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 1)
+
+    def _on_loop(self, action: Callable[[], object]) -> None:
+        """Run `action` on the event loop: now if this is the loop's thread, else soon."""
+        if threading.get_ident() == self._loop_thread:
+            action()
+        else:
+            self._loop.call_soon_threadsafe(action)
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = self._loop.create_task(coroutine)
@@ -593,7 +657,10 @@ class LocalGateway:
                 self.log.record(self._now(), "manage", connection_id, op="delete", status=410)
                 return connections_api.gone(connection_id)
             self.log.record(self._now(), "manage", connection_id, op="delete", status=204)
-            self._spawn(self._close(conn, rules.CLOSED_BY_BACKEND))
+            with conn.tcp.lock:  # gone for every later call at once, closed on the loop
+                self._open.pop(connection_id, None)
+                conn.open = False
+            self._on_loop(lambda: self._spawn(self._close(conn, rules.CLOSED_BY_BACKEND)))
             return connections_api.ok(204)
         return connections_api.method_not_allowed(method)
 
@@ -721,7 +788,8 @@ class LocalGateway:
         self._timer(conn, self.idle_timeout, lambda: self._idle_check(conn))
         self._timer(conn, self.max_lifetime, lambda: self._close(conn, rules.LIFETIME_EXCEEDED))
         # Frames that arrived with or right after the handshake are now routable.
-        self._ws_events(tcp)
+        with tcp.lock:
+            self._ws_events(tcp)
 
     async def _authorize(self, tcp, authorizer: Authorizer, context, headers, query):
         if rules.identity_values(authorizer.identity_sources, headers, query) is None:
@@ -767,81 +835,118 @@ class LocalGateway:
                 self._message(conn, data)
 
     def _message(self, conn: _Connection, data: bytes) -> None:
+        """On the loop: queue a text message; a worker thread takes it from there."""
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             conn.tcp.ws.fail(1007, "Invalid UTF-8 in a text frame")
             return
         conn.last_active = self._now()
-        conn.inbox.append(text)
-        if not conn.busy:
-            self._next_message(conn)
+        with conn.tcp.lock:
+            conn.inbox.append(text)
+            if conn.busy:
+                return
+            conn.busy = True
+            generation = conn.generation
+        self._pool.submit(self._process, conn, generation)
 
-    def _next_message(self, conn: _Connection) -> None:
-        """Handle the connection's waiting messages one at a time, so answers keep order."""
-        while conn.inbox and not conn.busy and conn.open:
-            text = conn.inbox.popleft()
+    def _process(self, conn: _Connection, generation: int) -> None:
+        """On a worker: handle the connection's messages one at a time, so answers keep
+        their order; stop when the inbox is empty or a timeout handed it to a new worker."""
+        while True:
+            with conn.tcp.lock:
+                if conn.generation != generation or not conn.open:
+                    return
+                if not conn.inbox:
+                    conn.busy = False
+                    return
+                text = conn.inbox.popleft()
             try:
-                self._route_message(conn, text)
+                if not self._handle(conn, text, generation):
+                    return  # this worker was timed out; its replacement carries on
             except Exception as error:  # a gateway bug: record it, keep serving
-                conn.busy = False
                 self.log.record(self._now(), "internal", conn.id,
                                 error=f"{type(error).__name__}: {error}")
                 self.internal_errors.append(error)
 
-    def _route_message(self, conn: _Connection, text: str) -> None:
-        """Select the route (reference 2.3) and answer at once, or start the integration.
+    def _handle(self, conn: _Connection, text: str, generation: int) -> bool:
+        """On a worker: route one message (reference 2.3), invoke, answer (4.2, 4.4).
 
-        The event is built (and the message logged) on the worker thread, just before the
-        handler runs: the event loop's share of each message stays small.
+        Returns False when the integration timed out meanwhile (the watchdog answered).
         """
         config = self.config
         route_key = select_route(config.route_selection_expression, text, config.routes)
         request_id, now = ids.new_id(), self._now()
+        self.log.record(now, "message", conn.id, route=route_key, body=text,
+                        request_id=request_id)
         route = config.routes.get(route_key) if route_key is not None else None
         if route is None or route.function is None:
-            self.log.record(now, "message", conn.id, route=route_key, body=text,
-                            request_id=request_id)
             problem = rules.FORBIDDEN if route is None else rules.INTERNAL_SERVER_ERROR
             self._send_error(conn, problem, request_id)
-            return
+            return True
+        function = route.function
+        limit = min(route.timeout, function.timeout)
+        call = _InFlight(conn, route, request_id, time.monotonic() + limit, limit, generation)
+        with self._inflight_lock:
+            self._inflight.add(call)
+        event = message_event(conn.context, route_key=route_key, body=text,
+                              request_id=request_id, message_id=ids.new_id(), now=now)
+        self.log.record(now, "call", conn.id, route=route.key, function=function.name)
+        invocation = function.invoke(event, copy_event=False)  # fresh: no need to copy
+        with conn.tcp.lock:
+            if call.settled:  # too late: "Endpoint request timed out" went out already
+                return False
+            call.settled = True
+        with self._inflight_lock:
+            self._inflight.discard(call)
+        status = self._status(invocation)
+        self._record_invocation(conn.id, route, function, status, invocation)
+        if status != "ok":
+            self._send_error(conn, rules.INTERNAL_SERVER_ERROR, request_id)
+            return True
+        frame, _problem = rules.message_reply(invocation.result, route.two_way,
+                                              connection_id=conn.id, request_id=request_id)
+        if frame is not None:
+            self._send(conn, frame, kind="reply")
+        return True
 
-        def event() -> dict:
-            self.log.record(now, "message", conn.id, route=route_key, body=text,
-                            request_id=request_id)
-            return message_event(conn.context, route_key=route_key, body=text,
-                                 request_id=request_id, message_id=ids.new_id(), now=now)
-
-        conn.busy = True
-        self._call(route, event, conn.id,
-                   lambda outcome: self._answer(conn, route, request_id, outcome))
-
-    def _answer(self, conn: _Connection, route: Route, request_id: str,
-                outcome: _Outcome) -> None:
-        """Send what the client gets for one message (reference 4.2, 4.4); then the next."""
-        conn.busy = False
-        try:
-            if outcome.status == "integration-timeout":
-                self._send_error(conn, rules.ENDPOINT_TIMED_OUT, request_id)
-            elif outcome.status != "ok":
-                self._send_error(conn, rules.INTERNAL_SERVER_ERROR, request_id)
-            else:
-                frame, _problem = rules.message_reply(
-                    outcome.invocation.result, route.two_way,
-                    connection_id=conn.id, request_id=request_id,
-                )
-                if frame is not None:
-                    self._send(conn, frame, kind="reply")
-        finally:
-            self._next_message(conn)
+    def _watchdog(self) -> None:
+        """On the loop: answer message integrations past their timeout, and hand the rest of
+        their connection's messages to a fresh worker (the stuck one cannot be stopped)."""
+        now = time.monotonic()
+        with self._inflight_lock:
+            expired = [call for call in self._inflight if call.deadline <= now]
+            self._inflight.difference_update(expired)
+        for call in expired:
+            conn = call.conn
+            with conn.tcp.lock:
+                if call.settled:
+                    continue
+                call.settled = True
+                conn.generation += 1
+                generation = conn.generation
+            status = self._timeout_status(call.route)
+            self._record_timeout(conn.id, call.route, call.route.function, status, call.limit)
+            message = rules.ENDPOINT_TIMED_OUT if status == "integration-timeout" else (
+                rules.INTERNAL_SERVER_ERROR)
+            self._send_error(conn, message, call.request_id)
+            if conn.open:
+                self._pool.submit(self._process, conn, generation)
+        self._loop.call_later(WATCHDOG_INTERVAL, self._watchdog)
 
     def _send_error(self, conn: _Connection, message: str, request_id: str) -> None:
         self._send(conn, rules.error_frame(message, conn.id, request_id), kind="error")
 
     def _send(self, conn: _Connection, data: str | bytes, *, kind: str) -> None:
-        """Send one message, in frames of at most 32 KB (the limit applies both ways)."""
-        if not conn.open or conn.tcp.ws is None:
-            return
+        """Send one message, in frames of at most 32 KB (the limit applies both ways).
+
+        Any thread: the loop, a worker answering a message, a handler pushing.
+        """
+        with conn.tcp.lock:
+            if conn.open and conn.tcp.ws is not None:
+                self._send_locked(conn, data, kind)
+
+    def _send_locked(self, conn: _Connection, data: str | bytes, kind: str) -> None:
         ws = conn.tcp.ws
         # Stamp before writing: once the client has the frame, a cell may advance a virtual
         # clock, and activity must not be dated after that.
@@ -891,13 +996,8 @@ class LocalGateway:
                 return
             settled = True
             timer.cancel()
-            status = "ok" if invocation.error is None else (
-                "config-error" if invocation.error_type == rules.INVALID_PERMISSIONS
-                else "error")
-            self.log.record(self._now(), "invoke", connection_id, route=route.key,
-                            function=function.name, outcome=status,
-                            duration_ms=invocation.duration_ms, logs=invocation.logs,
-                            error=invocation.error, result=invocation.result)
+            status = self._status(invocation)
+            self._record_invocation(connection_id, route, function, status, invocation)
             done(_Outcome(invocation, status))
 
         def expire() -> None:
@@ -905,15 +1005,8 @@ class LocalGateway:
             if settled:
                 return
             settled = True
-            status = "integration-timeout" if route.timeout <= function.timeout else (
-                "function-timeout")
-            what = (f"Endpoint request timed out after {limit * 1000:.0f} ms (the "
-                    "integration's TimeoutInMillis); the function runs on, its result dropped"
-                    if status == "integration-timeout" else
-                    f"Task timed out after {limit:.2f} seconds (the function's Timeout)")
-            self.log.record(self._now(), "invoke", connection_id, route=route.key,
-                            function=function.name, outcome=status, duration_ms=limit * 1000,
-                            logs=[what], error=status)
+            status = self._timeout_status(route)
+            self._record_timeout(connection_id, route, function, status, limit)
             done(_Outcome(None, status))
 
         def run() -> None:
@@ -926,6 +1019,36 @@ class LocalGateway:
 
         timer = loop.call_later(limit, expire)
         self._pool.submit(run)
+
+    @staticmethod
+    def _status(invocation: Invocation) -> str:
+        if invocation.error is None:
+            return "ok"
+        return "config-error" if invocation.error_type == rules.INVALID_PERMISSIONS else "error"
+
+    @staticmethod
+    def _timeout_status(route: Route) -> str:
+        """The shorter timeout fired: the integration's ("Endpoint request timed out") or
+        the function's own (a Lambda error)."""
+        return "integration-timeout" if route.timeout <= route.function.timeout else (
+            "function-timeout")
+
+    def _record_invocation(self, connection_id: str, route: Route, function: Function,
+                           status: str, invocation: Invocation) -> None:
+        self.log.record(self._now(), "invoke", connection_id, route=route.key,
+                        function=function.name, outcome=status,
+                        duration_ms=invocation.duration_ms, logs=invocation.logs,
+                        error=invocation.error, result=invocation.result)
+
+    def _record_timeout(self, connection_id: str, route: Route, function: Function,
+                        status: str, limit: float) -> None:
+        what = (f"Endpoint request timed out after {limit * 1000:.0f} ms (the "
+                "integration's TimeoutInMillis); the function runs on, its result dropped"
+                if status == "integration-timeout" else
+                f"Task timed out after {limit:.2f} seconds (the function's Timeout)")
+        self.log.record(self._now(), "invoke", connection_id, route=route.key,
+                        function=function.name, outcome=status, duration_ms=limit * 1000,
+                        logs=[what], error=status)
 
     # Closing ------------------------------------------------------------------------
 
@@ -954,12 +1077,13 @@ class LocalGateway:
     async def _close(self, conn: _Connection, close: rules.Close) -> None:
         """Close from the gateway's side and wait until `$disconnect` has run."""
         ws = conn.tcp.ws
-        if not conn.closing and ws is not None and ws.state is State.OPEN:
-            self.log.record(self._now(), "close", conn.id, code=close.code,
-                            reason=close.reason, by="gateway")
-            ws.send_close(close.code, close.reason)
-            conn.tcp.flush()
-            self._begin_disconnect(conn, close)
+        with conn.tcp.lock:
+            if not conn.closing and ws is not None and ws.state is State.OPEN:
+                self.log.record(self._now(), "close", conn.id, code=close.code,
+                                reason=close.reason, by="gateway")
+                ws.send_close(close.code, close.reason)
+                conn.tcp.flush()
+                self._begin_disconnect(conn, close)
         if conn.disconnected is not None:
             await asyncio.shield(conn.disconnected)
 
@@ -971,7 +1095,8 @@ class LocalGateway:
         self._open.pop(conn.id, None)
         for timer in conn.timers:
             timer.cancel()
-        conn.inbox.clear()
+        with conn.tcp.lock:
+            conn.inbox.clear()
         if conn.close is VANISHED:
             self.log.record(self._now(), "close", conn.id, code=1006, reason="", by="network")
         self._spawn(self._disconnect(conn, close))
