@@ -46,11 +46,10 @@ def ensure_environment() -> None:
 
 def lab(args: list[str]) -> None:
     ensure_environment()
-    os.execv(
-        BIN / "jupyter",
-        [str(BIN / "jupyter"), "lab", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.root_dir={ROOT}", FIRST_LESSON, *args],
-    )
+    options = ["--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        options.append("--allow-root")  # containers and CI machines often run as root
+    os.execv(BIN / "jupyter", [str(BIN / "jupyter"), "lab", *options, FIRST_LESSON, *args])
 
 
 def test(args: list[str]) -> None:
