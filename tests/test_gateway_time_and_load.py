@@ -225,3 +225,30 @@ def test_event_log_display_is_deterministic():
     first, second = run(), run()
     assert first == second
     assert "T+10:00" in first and "conn-1" in first and "sequenceDiagram" in first
+
+
+def test_large_pushes_to_a_slow_reader_arrive_whole_and_in_order(serve):
+    """Pushes fill the socket buffer; the rest queue behind on the loop, never interleaved."""
+    chunk = 30_000
+
+    def flood(event, context):
+        gateway = serving[0]
+        cid = event["requestContext"]["connectionId"]
+        for n in range(400):  # ~12 MB: far more than the kernel's socket buffers
+            body = (f"{n:04d}" + "x" * chunk).encode()
+            assert gateway.handle_management("POST", cid, body)[0] == 200
+        return {"statusCode": 200, "body": "done"}
+
+    serving = []
+    gateway = serve({"$default": flood}, two_way=["$default"], function_timeout=20,
+                    integration_timeout=20)
+    serving.append(gateway)
+    import websocket
+
+    raw = websocket.create_connection(gateway.url, timeout=15)  # reads nothing until the end
+    raw.send("go")
+    gateway.log.wait_for_invocations("$default", timeout=20)
+    received = [raw.recv() for _ in range(401)]
+    raw.close()
+    assert [m[:4] for m in received[:400]] == [f"{n:04d}" for n in range(400)]
+    assert all(len(m) == chunk + 4 for m in received[:400]) and received[400] == "done"
