@@ -27,7 +27,7 @@ class Client:
     is refused, e.g. 403 from a `$connect` handler.
     """
 
-    def __init__(self, url: str, *, name: str | None = None, timeout: float = 5.0,
+    def __init__(self, url: str, *, name: str | None = None, timeout: float = 10.0,
                  **options: Any):
         self.name = name or f"client-{next(_names)}"
         self.url = url
