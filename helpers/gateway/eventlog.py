@@ -8,6 +8,7 @@ sequence diagram. Bounded, so a benchmark's million messages cannot exhaust memo
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -40,16 +41,16 @@ class EventLog:
 
     def __init__(self, maxlen: int = 20_000):
         self._entries: deque[Entry] = deque(maxlen=maxlen)
-        self._seq = 0
+        self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._waiting = 0  # threads in wait_for: only then is a notify worth its cost
 
     def record(self, time: float, kind: str, connection_id: str, **detail: Any) -> None:
-        with self._lock:
-            self._seq += 1
-            self._entries.append(Entry(self._seq, time, kind, connection_id, detail))
-            if self._waiting:
+        # next() on a count and deque.append are atomic: no lock unless someone waits.
+        self._entries.append(Entry(next(self._seq), time, kind, connection_id, detail))
+        if self._waiting:
+            with self._lock:
                 self._changed.notify_all()
 
     def __iter__(self) -> Iterator[Entry]:

@@ -49,13 +49,23 @@ def epoch_ms(epoch_seconds: float) -> int:
 def request_time(epoch_seconds: float) -> str:
     """``requestTime`` in CLF format ``dd/MMM/yyyy:HH:mm:ss +0000`` (reference §3, §11).
 
-    Month names are always English: `time.strftime("%b")` would follow the locale.
+    Month names are always English: `time.strftime("%b")` would follow the locale. The text
+    of the current second is kept, since every message of that second asks for it again.
     """
-    t = time.gmtime(epoch_ms(epoch_seconds) // 1000)
-    return (
+    second = epoch_ms(epoch_seconds) // 1000
+    cached = _last_request_time
+    if cached[0] == second:
+        return cached[1]
+    t = time.gmtime(second)
+    text = (
         f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year:04d}:"
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
     )
+    globals()["_last_request_time"] = (second, text)  # one tuple: safe across threads
+    return text
+
+
+_last_request_time: tuple[int, str] = (-1, "")
 
 
 def iso8601(epoch_seconds: float) -> str:

@@ -354,9 +354,24 @@ def _wrap_stage_to_json(original: Any) -> Any:
     return to_json
 
 
+_api_writes = 0
+
+
+def api_writes() -> int:
+    """How many apigatewayv2 write calls moto has served (see `lambda_writes`)."""
+    return _api_writes
+
+
 def _wrap_call_action(original: Any) -> Any:
     def call_action(self: ApiGatewayV2Response) -> TYPE_RESPONSE:
-        status, headers, body = original(self)
+        global _api_writes
+        if self.method != "GET":
+            _api_writes += 1  # before and after, like lambda_writes
+        try:
+            status, headers, body = original(self)
+        finally:
+            if self.method != "GET":
+                _api_writes += 1
         if self.method != "GET" and int(status) < 400:
             parts = self.path.split("/")
             if len(parts) > 3 and parts[1:3] == ["v2", "apis"]:
@@ -438,6 +453,7 @@ __all__ = [
     "IntegrationState",
     "RouteState",
     "api_revision",
+    "api_writes",
     "apply",
     "deployed_state",
     "deployments",

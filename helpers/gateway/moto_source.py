@@ -116,6 +116,20 @@ def revision(
     apigatewayv2 write to the API. A few dict look-ups: called per connection and message.
     Returns "" when the API or stage is gone (``api_config`` then explains).
     """
+    key = (api_id, stage, account_id, region)
+    writes = moto_gaps.api_writes()
+    cached = _revisions.get(key)
+    if cached is not None and cached[0] == writes:
+        return cached[1]
+    value = _revision(api_id, stage, account_id, region)
+    _revisions[key] = (writes, value)
+    return value
+
+
+_revisions: dict[tuple, tuple[int, str]] = {}  # remembered until the next apigatewayv2 write
+
+
+def _revision(api_id: str, stage: str, account_id: str | None, region: str | None) -> str:
     api = _find_api(api_id, account_id, region)
     if api is None:
         return ""

@@ -212,6 +212,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every message: json.loads(parse_constant=...) would build a new one each time.
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
 def select_route(expression: str, text: str, route_keys: Collection[str]) -> str | None:
     """The route key for one text message, or None: send the Forbidden frame (reference §2.3).
 
@@ -225,7 +229,7 @@ def select_route(expression: str, text: str, route_keys: Collection[str]) -> str
     if evaluator is None:
         return default
     try:
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = _decode(text)
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting
         return default
     if not isinstance(body, dict):
