@@ -514,3 +514,22 @@ def test_request_ids_are_version_4_uuids():
     ids = {_request_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_pool_stays_small_for_busy_work_and_grows_for_blocked_work():
+    from helpers.gateway.lambda_runtime import WorkerPool
+
+    pool = WorkerPool(name="gateway-test-growth")
+    try:
+        futures = [pool.submit(sum, range(2000)) for _ in range(300)]  # busy, never blocked
+        assert [f.result(5) for f in futures] == [sum(range(2000))] * 300
+        busy_size = pool.size
+        release = threading.Event()
+        blocked = [pool.submit(release.wait, 5) for _ in range(3)]
+        quick = pool.submit(lambda: "still served")
+        assert quick.result(2) == "still served"  # a new worker took it within grow_after
+        release.set()
+        assert all(f.result(5) for f in blocked)
+    finally:
+        pool.shutdown()
+    assert busy_size == 1

