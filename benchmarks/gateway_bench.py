@@ -246,7 +246,7 @@ def deploy_bench_api() -> str:
     """The benchmark API, made the lessons' way: boto3 against moto. Returns its ApiId."""
     import boto3
 
-    from helpers.aws import handler_zip, lambda_integration_uri, lambda_role
+    from helpers.aws import allow_api_gateway, handler_zip, lambda_integration_uri, lambda_role
 
     lam = boto3.client("lambda", region_name=REGION)
     v2 = boto3.client("apigatewayv2", region_name=REGION)
@@ -257,11 +257,7 @@ def deploy_bench_api() -> str:
     )["FunctionArn"]
     api_id = v2.create_api(Name="bench", ProtocolType="WEBSOCKET",
                            RouteSelectionExpression="$request.body.action")["ApiId"]
-    lam.add_permission(  # API Gateway may invoke it for every route of this API
-        FunctionName="bench", StatementId="bench-invoke", Action="lambda:InvokeFunction",
-        Principal="apigateway.amazonaws.com",
-        SourceArn=f"arn:aws:execute-api:{REGION}:{arn.split(':')[4]}:{api_id}/*/*",
-    )
+    allow_api_gateway(arn, api_id)  # API Gateway may invoke it for every route
     integration = v2.create_integration(
         ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationMethod="POST",
         IntegrationUri=lambda_integration_uri(arn, REGION),

@@ -130,6 +130,21 @@ def lambda_integration_uri(function_arn: str, region: str) -> str:
     )
 
 
+def allow_api_gateway(function_arn: str, api_id: str, route_key: str = "*") -> None:
+    """Let API Gateway invoke a function for one route of an API (`*`: every route).
+
+    Without this resource-policy statement AWS (and the local gateway) refuse to run the
+    function: "Invalid permissions on Lambda function" (reference §1.7).
+    """
+    _, _, _, region, account, _, name = function_arn.split(":")[:7]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", route_key).strip("-") or "all"
+    boto3.client("lambda", region_name=region).add_permission(
+        FunctionName=name, StatementId=f"{api_id}-{slug}-invoke",
+        Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:aws:execute-api:{region}:{account}:{api_id}/*/{route_key}",
+    )
+
+
 @dataclass(frozen=True)
 class DeployedApi:
     """What `deploy_websocket_api` made: ids a lesson needs next."""
@@ -179,12 +194,7 @@ def deploy_websocket_api(
             Timeout=function_timeout,
             Environment={"Variables": dict(environment or {})},
         )
-        lam.add_permission(
-            FunctionName=function_name, StatementId=f"{function_name}-invoke",
-            Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
-            SourceArn=f"arn:aws:execute-api:{region}:{function['FunctionArn'].split(':')[4]}"
-                      f":{api_id}/*/{route_key}",
-        )
+        allow_api_gateway(function["FunctionArn"], api_id, route_key)
         integration_options = {}
         if integration_timeout_ms is not None:
             integration_options["TimeoutInMillis"] = integration_timeout_ms
@@ -208,5 +218,5 @@ def deploy_websocket_api(
     return DeployedApi(api_id, stage, region, functions)
 
 
-__all__ = ["LAMBDA_TRUST_POLICY", "DeployedApi", "deploy_websocket_api", "handler_zip",
-           "lambda_integration_uri", "lambda_role", "start_moto"]
+__all__ = ["LAMBDA_TRUST_POLICY", "DeployedApi", "allow_api_gateway", "deploy_websocket_api",
+           "handler_zip", "lambda_integration_uri", "lambda_role", "start_moto"]

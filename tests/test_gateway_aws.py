@@ -10,7 +10,13 @@ import boto3
 import pytest
 import websocket
 
-from helpers.aws import deploy_websocket_api, handler_zip, lambda_integration_uri, lambda_role
+from helpers.aws import (
+    allow_api_gateway,
+    deploy_websocket_api,
+    handler_zip,
+    lambda_integration_uri,
+    lambda_role,
+)
 from helpers.client import Client
 from helpers.gateway import LocalGateway
 
@@ -33,13 +39,6 @@ def lambda_handler(event, context):
     client.post_to_connection(ConnectionId=ctx["connectionId"], Data=data)
     return {"statusCode": 200}
 """
-
-
-def allow_api_gateway(function_name, api_id):
-    boto3.client("lambda").add_permission(
-        FunctionName=function_name, StatementId="apigw", Action="lambda:InvokeFunction",
-        Principal="apigateway.amazonaws.com",
-        SourceArn=f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*")
 
 
 @pytest.fixture
@@ -76,7 +75,7 @@ def test_a_route_added_after_deployment_is_live_only_after_redeploying(aws, gate
         Handler="app.lambda_handler",
         Code={"ZipFile": handler_zip("def lambda_handler(e, c):\n"
                                      "    return {'statusCode': 200, 'body': 'pong'}\n")})
-    allow_api_gateway("late-ping", api.api_id)
+    allow_api_gateway(function["FunctionArn"], api.api_id)
     integration = apigw.create_integration(
         ApiId=api.api_id, IntegrationType="AWS_PROXY",
         IntegrationUri=lambda_integration_uri(function["FunctionArn"], "us-east-1"))
@@ -109,7 +108,7 @@ def test_auto_deploy_stage_makes_changes_live_at_once(aws, gateways):
             function = lam.create_function(
                 FunctionName="auto-echo", Runtime="python3.12", Role=lambda_role(),
                 Handler="app.lambda_handler", Code={"ZipFile": handler_zip(ECHO)})
-            allow_api_gateway("auto-echo", api_id)
+            allow_api_gateway(function["FunctionArn"], api_id)
             integration = apigw.create_integration(
                 ApiId=api_id, IntegrationType="AWS_PROXY",
                 IntegrationUri=lambda_integration_uri(function["FunctionArn"], "us-east-1"))

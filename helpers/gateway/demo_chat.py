@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import boto3
 
-from helpers.aws import handler_zip, lambda_integration_uri, lambda_role
+from helpers.aws import allow_api_gateway, handler_zip, lambda_integration_uri, lambda_role
 
 TABLE_NAME = "demo_chat_connections"
 
@@ -110,11 +110,7 @@ def create_chat_api(stage: str = "dev", region: str = "us-east-1") -> str:
             Code={"ZipFile": handler_zip(source)},
             Environment={"Variables": {"TABLE_NAME": TABLE_NAME}},
         )["FunctionArn"]
-        lam.add_permission(  # let API Gateway invoke it for this route (as on AWS)
-            FunctionName=name, StatementId=f"{name}-invoke", Action="lambda:InvokeFunction",
-            Principal="apigateway.amazonaws.com",
-            SourceArn=f"arn:aws:execute-api:{region}:{arn.split(':')[4]}:{api_id}/*/{route_key}",
-        )
+        allow_api_gateway(arn, api_id, route_key)  # as on AWS, or it may not run
         integration_id = v2.create_integration(
             ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationMethod="POST",
             IntegrationUri=lambda_integration_uri(arn, region),
