@@ -4,8 +4,13 @@ A thin layer over sans-I/O protocols: h11 reads plain HTTP requests (the `@conne
 and the 426 for a GET without Upgrade); websockets' `ServerProtocol` does the WebSocket
 framing, with its per-frame limit giving API Gateway's separate 32 KB frame and 128 KB
 message limits. Every decision (route selection, event shapes, error frames, close codes)
-comes from the pure modules beside this one; handler code runs on worker threads, never on
-the event loop, so a slow handler never stalls other connections.
+comes from the pure modules beside this one.
+
+Threads: the event loop reads frames, runs handshakes and timers; each message is then
+routed, invoked and answered on a worker thread (`lambda_runtime.WorkerPool`), which writes
+the answer straight to the socket when nothing is queued before it. So a slow handler never
+stalls other connections, and the common path crosses threads once, not twice. One lock per
+connection keeps the WebSocket protocol state and the writes in order.
 
 The server runs on its own event loop in a daemon thread (never the Jupyter kernel's loop,
 which a synchronous websocket-client call would block) and prints nothing: everything it
@@ -970,16 +975,8 @@ class LocalGateway:
     # Integration calls --------------------------------------------------------------
 
     async def _invoke(self, route: Route, event: dict, connection_id: str) -> _Outcome:
-        """`_call`, awaited: for `$connect`, `$disconnect` and authorizers."""
-        done: asyncio.Future[_Outcome] = self._loop.create_future()
-        self._call(route, event, connection_id, done.set_result)
-        return await done
-
-    def _call(self, route: Route, event: dict | Callable[[], dict], connection_id: str,
-              done: Callable[[_Outcome], None]) -> None:
-        """Run the route's function on a worker thread; `done(outcome)` follows on the loop.
-
-        `event` may be a function that builds it: it then runs on the worker too.
+        """Run the route's function on a worker thread and await it, on the loop: for
+        `$connect`, `$disconnect` and authorizers (messages take `_handle`'s path).
 
         The shorter of the integration timeout and the function's own Timeout wins: the
         first gives "Endpoint request timed out", the second is a Lambda error. A thread
@@ -988,6 +985,7 @@ class LocalGateway:
         function: Function = route.function
         loop = self._loop
         limit = min(route.timeout, function.timeout)
+        done: asyncio.Future[_Outcome] = loop.create_future()
         settled = False
 
         def finish(invocation: Invocation) -> None:
@@ -998,7 +996,8 @@ class LocalGateway:
             timer.cancel()
             status = self._status(invocation)
             self._record_invocation(connection_id, route, function, status, invocation)
-            done(_Outcome(invocation, status))
+            if not done.done():  # the awaiting task may have been cancelled (stop)
+                done.set_result(_Outcome(invocation, status))
 
         def expire() -> None:
             nonlocal settled
@@ -1007,18 +1006,19 @@ class LocalGateway:
             settled = True
             status = self._timeout_status(route)
             self._record_timeout(connection_id, route, function, status, limit)
-            done(_Outcome(None, status))
+            if not done.done():
+                done.set_result(_Outcome(None, status))
 
         def run() -> None:
-            payload = event() if callable(event) else event
             self.log.record(self._now(), "call", connection_id, route=route.key,
                             function=function.name)
-            invocation = function.invoke(payload)
+            invocation = function.invoke(event, copy_event=False)  # built fresh, never reused
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(finish, invocation)
 
         timer = loop.call_later(limit, expire)
         self._pool.submit(run)
+        return await done
 
     @staticmethod
     def _status(invocation: Invocation) -> str:
