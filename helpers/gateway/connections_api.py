@@ -65,7 +65,9 @@ def method_not_allowed(method: str) -> Answer:
 
 
 def not_found(path: str, stage: str) -> Answer:
-    return 403, {"Content-Type": JSON, "x-amzn-ErrorType": "ForbiddenException"}, json.dumps(
-        {"message": f"Forbidden: no route for {path}; the @connections API lives at "
-         f"/{stage}/@connections/{{connectionId}} (is the stage in your endpoint_url?)"}
-    ).encode()
+    return error(
+        403,
+        "ForbiddenException",
+        f"Forbidden: no route for {path}; the @connections API lives at "
+        f"/{stage}/@connections/{{connectionId}} (is the stage in your endpoint_url?)",
+    )
