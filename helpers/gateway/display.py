@@ -120,6 +120,8 @@ def sequence_diagram(
             body.append(f"    {who(e)}->>gateway: connect (101)")
         elif e.kind == "message":
             body.append(f"    {who(e)}->>gateway: {quote(d['body'])}")
+            if d.get("function"):  # the message's call starts now: pushes it makes follow
+                body.append(f"    gateway->>{fn(d['function'])}: {d['route']} event")
         elif e.kind == "call":  # when the Lambda starts: pushes it makes then follow in order
             who(e)
             body.append(f"    gateway->>{fn(d['function'])}: {d['route']} event")

@@ -882,21 +882,22 @@ class LocalGateway:
         config = self.config
         route_key = select_route(config.route_selection_expression, text, config.routes)
         request_id, now = ids.new_id(), self._now()
-        self.log.record(now, "message", conn.id, route=route_key, body=text,
-                        request_id=request_id)
         route = config.routes.get(route_key) if route_key is not None else None
-        if route is None or route.function is None:
+        function = route.function if route is not None else None
+        # One entry for the message and the call it starts (`function`): the hot path logs
+        # as little as it can.
+        self.log.record(now, "message", conn.id, route=route_key, body=text,
+                        request_id=request_id, function=function and function.name)
+        if function is None:
             problem = rules.FORBIDDEN if route is None else rules.INTERNAL_SERVER_ERROR
             self._send_error(conn, problem, request_id)
             return True
-        function = route.function
         limit = min(route.timeout, function.timeout)
         call = _InFlight(conn, route, request_id, time.monotonic() + limit, limit, generation)
         with self._inflight_lock:
             self._inflight.add(call)
         event = message_event(conn.context, route_key=route_key, body=text,
                               request_id=request_id, message_id=ids.new_id(), now=now)
-        self.log.record(now, "call", conn.id, route=route.key, function=function.name)
         invocation = function.invoke(event, copy_event=False)  # fresh: no need to copy
         with conn.tcp.lock:
             if call.settled:  # too late: "Endpoint request timed out" went out already
