@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -99,8 +99,3 @@ class EventLog:
             timeout,
         )
         return self.invocations(route)
-
-
-def describe(entries: Iterable[Entry]) -> list[str]:
-    """One line per entry, for debugging (not for checked notebook output)."""
-    return [f"{e.seq:>5} {e.kind:<8} {e.connection_id} {e.detail}" for e in entries]

@@ -119,6 +119,7 @@ class _Tcp(asyncio.Protocol):
         self.ws: _Protocol | None = None
         self.conn: _Connection | None = None
         self.eof_written = False
+        self.grace_scheduled = False
         self.lost = False
         # The WebSocket protocol object and the socket are shared by the event loop and the
         # worker threads that answer messages and pushes: this lock serialises them.
@@ -276,8 +277,8 @@ class _Tcp(asyncio.Protocol):
             self.eof_written = True
             if self.transport.can_write_eof():
                 self.transport.write_eof()
-            self.gateway._loop.call_later(CLOSE_GRACE, self._close_transport)
-        if self.ws.close_expected() and not self.eof_written:
+        if (self.eof_written or self.ws.close_expected()) and not self.grace_scheduled:
+            self.grace_scheduled = True  # one deadline for the peer to finish closing
             self.gateway._loop.call_later(CLOSE_GRACE, self._close_transport)
 
     def _close_transport(self) -> None:
@@ -309,7 +310,6 @@ class _InFlight:
     request_id: str
     deadline: float  # time.monotonic()
     limit: float
-    generation: int
     settled: bool = False  # answered, or timed out: guarded by the connection's lock
 
 
@@ -341,8 +341,7 @@ class LocalGateway:
     ):
         self._config_source = config
         self._revision_source = revision or (lambda: "static")
-        self._config: ApiConfig | None = None  # the latest, for stop() and start()
-        self._configured: tuple[str, ApiConfig] | None = None
+        self._configured: tuple[str, ApiConfig] | None = None  # (revision, config)
         self._loop_thread: int | None = None
         self._inflight: set[_InFlight] = set()  # message integrations running on workers
         self._inflight_lock = threading.Lock()
@@ -455,8 +454,12 @@ class LocalGateway:
         known = self._configured  # (revision, config): one read, so threads never mix them
         if known is None or known[0] != rev:
             known = self._configured = (rev, self._config_source())
-            self._config = known[1]
         return known[1]
+
+    @property
+    def _last_config(self) -> ApiConfig | None:
+        """The configuration last read, without asking moto again (start, stop)."""
+        return self._configured[1] if self._configured else None
 
     @property
     def url(self) -> str:
@@ -489,7 +492,7 @@ class LocalGateway:
             return self
         config = self.config
         for other in list(_running.values()):
-            known = other._config
+            known = other._last_config
             if other is not self and known and (known.api_id, known.stage) == (
                 config.api_id, config.stage
             ):
@@ -511,8 +514,9 @@ class LocalGateway:
         if self._loop is None or self._thread is None:
             return
         _running.pop(id(self), None)
-        if self._config is not None:
-            registry.unregister(self._config.api_id, self._config.stage, self)
+        known = self._last_config
+        if known is not None:
+            registry.unregister(known.api_id, known.stage, self)
         loop, thread = self._loop, self._thread
         if thread.is_alive():
             with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
@@ -867,14 +871,14 @@ class LocalGateway:
                     return
                 text = conn.inbox.popleft()
             try:
-                if not self._handle(conn, text, generation):
+                if not self._handle(conn, text):
                     return  # this worker was timed out; its replacement carries on
             except Exception as error:  # a gateway bug: record it, keep serving
                 self.log.record(self._now(), "internal", conn.id,
                                 error=f"{type(error).__name__}: {error}")
                 self.internal_errors.append(error)
 
-    def _handle(self, conn: _Connection, text: str, generation: int) -> bool:
+    def _handle(self, conn: _Connection, text: str) -> bool:
         """On a worker: route one message (reference 2.3), invoke, answer (4.2, 4.4).
 
         Returns False when the integration timed out meanwhile (the watchdog answered).
@@ -893,7 +897,7 @@ class LocalGateway:
             self._send_error(conn, problem, request_id)
             return True
         limit = min(route.timeout, function.timeout)
-        call = _InFlight(conn, route, request_id, time.monotonic() + limit, limit, generation)
+        call = _InFlight(conn, route, request_id, time.monotonic() + limit, limit)
         with self._inflight_lock:
             self._inflight.add(call)
         event = message_event(conn.context, route_key=route_key, body=text,
