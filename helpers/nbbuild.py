@@ -57,12 +57,19 @@ def md(text: str, *, exercise: str | None = None, points: int = 1) -> NotebookNo
     cell = nbformat.v4.new_markdown_cell(_source(text))
     cell["id"] = _content_id(cell)
     if exercise is not None:
-        cell.metadata["nbgrader"] = {
-            "grade": True, "grade_id": exercise, "locked": False, "points": points,
-            "schema_version": SCHEMA_VERSION, "solution": True,
-        }
-        cell["id"] = exercise
+        _grade(cell, exercise, grade=True, solution=True, locked=False, points=points)
     return cell
+
+
+def _grade(cell: NotebookNode, grade_id: str, *, grade: bool, solution: bool, locked: bool,
+           points: int | None = None) -> None:
+    """nbgrader's cell metadata (schema 3); the grade_id is also the cell id."""
+    metadata = {"grade": grade, "grade_id": grade_id, "locked": locked,
+                "schema_version": SCHEMA_VERSION, "solution": solution}
+    if grade:
+        metadata["points"] = points
+    cell.metadata["nbgrader"] = dict(sorted(metadata.items()))
+    cell["id"] = grade_id
 
 
 def code(
@@ -84,17 +91,9 @@ def code(
     if tags:
         cell.metadata["tags"] = list(dict.fromkeys(tags))
     if exercise is not None:
-        cell.metadata["nbgrader"] = {
-            "grade": False, "grade_id": exercise, "locked": False,
-            "schema_version": SCHEMA_VERSION, "solution": True,
-        }
-        cell["id"] = exercise
+        _grade(cell, exercise, grade=False, solution=True, locked=False)
     elif check is not None:
-        cell.metadata["nbgrader"] = {
-            "grade": True, "grade_id": check, "locked": True, "points": points,
-            "schema_version": SCHEMA_VERSION, "solution": False,
-        }
-        cell["id"] = check
+        _grade(cell, check, grade=True, solution=False, locked=True, points=points)
     return cell
 
 
