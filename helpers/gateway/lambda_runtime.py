@@ -79,8 +79,10 @@ __all__ = [
     "Invocation",
     "LambdaContext",
     "LambdaFunction",
+    "RunningInvocation",
     "WorkerPool",
     "clear_stray_output",
+    "current_invocation",
     "stray_output",
 ]
 
@@ -95,6 +97,7 @@ class _ThreadState(threading.local):
 
     capture: _Capture | None = None
     env: dict[str, str | None] | None = None
+    invocation: RunningInvocation | None = None
 
 
 try:  # keep process-wide state across importlib.reload (the module dict survives a reload)
@@ -468,6 +471,26 @@ class _InitError(Exception):
 # --------------------------------------------------------------------------- public API
 
 
+@dataclass(eq=False)
+class RunningInvocation:
+    """The invocation the current thread is running: who calls, and whether it may still act.
+
+    The `@connections` code asks `current_invocation()` for it: `function.role` decides what
+    the call may do (IAM), and a `frozen` invocation (past its timeout: AWS freezes the
+    sandbox) may do nothing at all.
+    """
+
+    function: LambdaFunction
+    request_id: str
+    frozen: bool = False
+
+
+def current_invocation() -> RunningInvocation | None:
+    """The invocation running on this thread, or None outside any handler (the account owner)."""
+    return _tls.invocation
+
+
+
 @dataclass
 class Invocation:
     """The outcome of one call; handler errors are data here, never exceptions."""
@@ -561,8 +584,10 @@ class LambdaFunction:
         region: str = DEFAULT_REGION,
         code_dir: str | None = None,
         callable_: Callable[[Any, Any], Any] | None = None,
+        role: str | None = None,
     ) -> None:
         self.name = name
+        self.role = role  # the execution role's ARN; None: no IAM checks (plain callables)
         self.handler = handler
         self.region = region
         self.arn = arn or f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT_ID}:function:{name}"
@@ -595,6 +620,7 @@ class LambdaFunction:
         timeout: float = 3.0,
         memory_size: int = 128,
         region: str = DEFAULT_REGION,
+        role: str | None = None,
     ) -> LambdaFunction:
         """A function from a deployment package (what `Code={"ZipFile": ...}` carries).
 
@@ -619,6 +645,7 @@ class LambdaFunction:
             memory_size=memory_size,
             region=region,
             code_dir=directory,
+            role=role,
         )
 
     @classmethod
@@ -753,9 +780,10 @@ class LambdaFunction:
         outcome = Invocation(function_name=self.name, request_id=request_id)
         if self._sandbox_env is None:
             self._sandbox_env = dict(self.lambda_environment())
-        saved = (_tls.capture, _tls.env)
+        saved = (_tls.capture, _tls.env, _tls.invocation)
         _install_streams()
         _tls.capture, _tls.env = capture, self._sandbox_env
+        _tls.invocation = RunningInvocation(self, request_id)
         init_ms: float | None = None
         duration_ms = 0.0
         timed_out = False
@@ -802,7 +830,7 @@ class LambdaFunction:
                 outcome.error_type = "Sandbox.Timedout"
                 outcome.error = f"Sandbox.Timedout: RequestId: {request_id} Error: {message}"
         finally:
-            _tls.capture, _tls.env = saved
+            _tls.capture, _tls.env, _tls.invocation = saved
         outcome.duration_ms = duration_ms
         outcome.init_duration_ms = init_ms
         report = (

@@ -222,7 +222,7 @@ class MotoLambda:
         environment = dict(fn.environment_vars or {})
         key = (
             fn.function_arn, fn.code_sha_256, fn.handler, tuple(sorted(environment.items())),
-            float(fn.timeout), int(fn.memory_size),
+            float(fn.timeout), int(fn.memory_size), fn.role,
         )
         warm = _warm.get(key)
         if warm is None:
@@ -242,7 +242,7 @@ class MotoLambda:
                         fn.code_bytes, fn.handler, name=fn.function_name,
                         arn=fn.function_arn, environment=environment,
                         timeout=float(fn.timeout), memory_size=int(fn.memory_size),
-                        region=self.region,
+                        region=self.region, role=fn.role,
                     )
                     _warm[key] = warm
         return warm
