@@ -22,8 +22,10 @@ class Function(Protocol):
     name: str
     timeout: float  # the function's own Timeout, in seconds
 
-    def invoke(self, event: dict[str, Any], *, copy_event: bool = True) -> Any:
-        """Run the handler; returns a `lambda_runtime.Invocation`."""
+    def invoke(self, event: dict[str, Any], *, copy_event: bool = True,
+               started: Any = None) -> Any:
+        """Run the handler; returns a `lambda_runtime.Invocation`. `started(running)` is
+        called just before the handler code runs (the function's timeout counts from it)."""
         ...
 
 

@@ -768,12 +768,19 @@ class LambdaFunction:
 
     # -- invoking ---------------------------------------------------------------------
 
-    def invoke(self, event: dict[str, Any], *, copy_event: bool = True) -> Invocation:
+    def invoke(
+        self,
+        event: dict[str, Any],
+        *,
+        copy_event: bool = True,
+        started: Callable[[RunningInvocation], None] | None = None,
+    ) -> Invocation:
         """Run the handler once in the calling thread; return what Lambda would report.
 
         The handler gets its own JSON-decoded copy of the event, as on AWS; a caller that
         builds a fresh JSON-safe event per call and never reads it again (the gateway) may
-        skip that copy with `copy_event=False`.
+        skip that copy with `copy_event=False`. `started` is called (on this thread) just
+        before the handler code runs: the function's timeout counts from there.
         """
         request_id = _request_id()
         capture = _Capture(request_id)
@@ -809,6 +816,8 @@ class LambdaFunction:
                     with contextlib.suppress(TypeError, ValueError):
                         payload = json.loads(_to_json(event))
                 context = LambdaContext(self, request_id, deadline)
+                if started is not None:
+                    started(_tls.invocation)
                 try:
                     raw = handler_fn(payload, context)
                 except Exception as exc:

@@ -247,7 +247,8 @@ class MotoLambda:
                     _warm[key] = warm
         return warm
 
-    def invoke(self, event: dict[str, Any], *, copy_event: bool = True) -> Any:
+    def invoke(self, event: dict[str, Any], *, copy_event: bool = True,
+               started: Any = None) -> Any:
         """Run the handler; a function missing from moto, or one whose resource policy does
         not let API Gateway invoke it, is a failed Invocation, as on AWS."""
         try:
@@ -265,7 +266,7 @@ class MotoLambda:
                 f"'arn:aws:execute-api:{self.region}:{self.account_id}:<api-id>/*/<route>').",
                 error_type=rules.INVALID_PERMISSIONS,
             )
-        return runtime.invoke(event, copy_event=copy_event)
+        return runtime.invoke(event, copy_event=copy_event, started=started)
 
     def _permitted(self, fn: Any, source_arn: str) -> bool:
         """The resource-policy check, remembered until the next Lambda write."""
@@ -287,7 +288,8 @@ class UnsupportedIntegration:
         self.name = name
         self.problem = problem
 
-    def invoke(self, event: dict[str, Any], *, copy_event: bool = True) -> Any:
+    def invoke(self, event: dict[str, Any], *, copy_event: bool = True,
+               started: Any = None) -> Any:
         return _failed(self.name, self.problem)
 
 
