@@ -533,3 +533,23 @@ def test_pool_stays_small_for_busy_work_and_grows_for_blocked_work():
     finally:
         pool.shutdown()
     assert busy_size == 1
+
+
+def test_current_invocation_names_the_running_call_and_started_comes_before_the_code():
+    seen = []
+
+    def handler(event, context):
+        running = lambda_runtime.current_invocation()
+        seen.append(("handler", running.function.name, running.request_id, running.frozen))
+        return {"statusCode": 200}
+
+    function = LambdaFunction.from_callable(handler, name="whoami")
+    function.role = "arn:aws:iam::123456789012:role/whoami-role"
+    outcome = function.invoke({}, started=lambda running: seen.append(("started", running)))
+
+    assert outcome.ok
+    (first, started), (label, name, request_id, frozen) = seen
+    assert first == "started" and started.function is function
+    assert (label, name, request_id, frozen) == ("handler", "whoami", outcome.request_id, False)
+    assert started.function.role.endswith("role/whoami-role")
+    assert lambda_runtime.current_invocation() is None  # outside any handler: the account owner

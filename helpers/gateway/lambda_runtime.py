@@ -809,7 +809,7 @@ class LambdaFunction:
             capture.flush_partial()
             init_lines, capture.lines = capture.lines, []
             deadline = time.monotonic() + self.timeout
-            started = time.perf_counter()
+            began = time.perf_counter()
             if handler_fn is not None:
                 payload = event
                 if copy_event:
@@ -829,7 +829,7 @@ class LambdaFunction:
                         self._fail(
                             outcome, "Runtime.MarshalError", f"Unable to marshal response: {exc}"
                         )
-            duration_ms = (time.perf_counter() - started) * 1000
+            duration_ms = (time.perf_counter() - began) * 1000
             capture.flush_partial()
             timed_out = duration_ms > self.timeout * 1000
             if timed_out:
