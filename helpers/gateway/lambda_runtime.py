@@ -503,6 +503,7 @@ class Invocation:
     duration_ms: float = 0.0
     init_duration_ms: float | None = None
     logs: list[str] = field(default_factory=list)
+    environment: str | None = None  # which execution environment served it (its log stream)
 
     @property
     def ok(self) -> bool:
