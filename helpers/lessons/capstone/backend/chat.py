@@ -1,0 +1,197 @@
+"""The capstone chat room's Lambda code: one module, one handler per route.
+
+The same file runs on the local gateway (lesson 07 zips it for `lambda.create_function`) and
+on AWS (`template.yaml` beside this folder points `CodeUri` here). Only boto3 and the standard
+library: nothing from the course's helpers.
+
+Tables (names from the environment):
+- CONNECTIONS_TABLE: one row per open connection, `connectionId` -> `nickname`, `expiresAt`.
+- MESSAGES_TABLE: the room's history, key (`room`, `id`); `id` 0 holds the room's counter.
+  Rows carry `expiresAt` (epoch seconds), the table's TTL attribute.
+
+What clients receive is JSON with a `type`: `message`, `join`, `leave` (each with the `id`
+clients use to de-duplicate and to catch up), `members`, `error` or `help`.
+"""
+
+import json
+import os
+import re
+import time
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+ROOM = os.environ.get("ROOM", "lobby")
+TTL_SECONDS = int(os.environ.get("TTL_SECONDS", "86400"))
+#: Rows per scan or query page. DynamoDB pages at 1 MB; a small value shows paging at work.
+PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "0")) or None
+HISTORY = 20  # messages a newcomer gets when it has seen none
+NICKNAME = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+
+dynamodb = boto3.resource("dynamodb")
+connections = dynamodb.Table(os.environ.get("CONNECTIONS_TABLE", "chat_connections"))
+messages = dynamodb.Table(os.environ.get("MESSAGES_TABLE", "chat_messages"))
+
+
+def management_api(event):
+    """The @connections client for this API and stage, built the AWS way."""
+    ctx = event["requestContext"]
+    return boto3.client("apigatewaymanagementapi",
+                        endpoint_url=f"https://{ctx['domainName']}/{ctx['stage']}")
+
+
+def pages(read, **request):
+    """Every item of a paginated `scan` or `query`: follow LastEvaluatedKey to the end."""
+    if PAGE_SIZE:
+        request["Limit"] = PAGE_SIZE
+    count = 0
+    while True:
+        page = read(**request)
+        count += 1
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            if count > 1:
+                print(f"{read.__name__}: {count} pages")
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def members():
+    """{connectionId: nickname} of everyone in the room (a paginated scan)."""
+    return {row["connectionId"]: row["nickname"]
+            for row in pages(connections.scan, ProjectionExpression="connectionId, nickname")}
+
+
+def send(api, connection_id, payload):
+    """Post JSON to one connection; a gone connection is deleted. Returns whether it arrived."""
+    try:
+        api.post_to_connection(ConnectionId=connection_id, Data=json.dumps(payload).encode())
+        return True
+    except api.exceptions.GoneException:  # before ClientError: it is a subclass
+        print(f"stale connection {connection_id}: deleting it")
+        connections.delete_item(Key={"connectionId": connection_id})
+        return False
+
+
+def alive(api, connection_id):
+    """Whether a stored connection is still open; a gone one is deleted (a lost $disconnect)."""
+    try:
+        api.get_connection(ConnectionId=connection_id)
+        return True
+    except api.exceptions.GoneException:
+        print(f"stale connection {connection_id}: deleting it")
+        connections.delete_item(Key={"connectionId": connection_id})
+        return False
+
+
+def store(payload):
+    """Give `payload` the room's next message id, save it with a TTL, and return it."""
+    counter = messages.update_item(
+        Key={"room": ROOM, "id": 0}, UpdateExpression="ADD lastId :one",
+        ExpressionAttributeValues={":one": 1}, ReturnValues="UPDATED_NEW")
+    payload = {"id": int(counter["Attributes"]["lastId"]), "time": int(time.time()), **payload}
+    messages.put_item(Item={"room": ROOM, **payload, "expiresAt": payload["time"] + TTL_SECONDS})
+    return payload
+
+
+def broadcast(api, payload, skip=()):
+    """Post `payload` to every member except those in `skip`; returns how many got it."""
+    return sum(send(api, cid, payload) for cid in members() if cid not in skip)
+
+
+def on_connect(event, context):
+    """`$connect`: a nickname from `?nick=`, unique in the room; tell the others."""
+    ctx = event["requestContext"]
+    nick = (event.get("queryStringParameters") or {}).get("nick", "")
+    if not NICKNAME.match(nick):
+        return {"statusCode": 400, "body": "add ?nick=yourname (letters, digits, - or _)"}
+    api = management_api(event)
+    holder = next((cid for cid, name in members().items() if name == nick), None)
+    if holder is not None and alive(api, holder):
+        return {"statusCode": 409, "body": f"{nick} is already in the room"}
+    connections.put_item(Item={"connectionId": ctx["connectionId"], "nickname": nick,
+                               "expiresAt": int(time.time()) + 3 * 3600})
+    # Not to the newcomer: its socket opens only after this handler returns (410 now).
+    broadcast(api, store({"type": "join", "nick": nick}), skip={ctx["connectionId"]})
+    return {"statusCode": 200}
+
+
+def on_disconnect(event, context):
+    """`$disconnect` (best effort): forget the connection and tell the others."""
+    cid = event["requestContext"]["connectionId"]
+    row = connections.get_item(Key={"connectionId": cid}).get("Item")
+    if row:
+        connections.delete_item(Key={"connectionId": cid})
+        broadcast(management_api(event), store({"type": "leave", "nick": row["nickname"]}))
+    return {"statusCode": 200}
+
+
+def on_sendmessage(event, context):
+    """`sendmessage`: {"text": ..., "to"?: nickname}; stored, then pushed (sender included)."""
+    cid = event["requestContext"]["connectionId"]
+    body = json.loads(event["body"])
+    api = management_api(event)
+    people = members()
+    sender = people.get(cid)
+    text = str(body.get("text", ""))
+    if sender is None or not text:
+        send(api, cid, {"type": "error", "error": "join with ?nick= and send a non-empty text"})
+        return {"statusCode": 400}
+    to = body.get("to")
+    if to is None:
+        payload = store({"type": "message", "from": sender, "text": text})
+        for member in people:
+            send(api, member, payload)
+        return {"statusCode": 200}
+    targets = [m for m, nick in people.items() if nick == to]
+    if not targets:
+        send(api, cid, {"type": "error", "error": f"nobody called {to} is here"})
+        return {"statusCode": 404}
+    payload = store({"type": "message", "from": sender, "to": to, "text": text})
+    for member in {*targets, cid}:  # the recipient, and the sender's own copy
+        send(api, member, payload)
+    return {"statusCode": 200}
+
+
+def on_members(event, context):
+    """`members`: the sorted nicknames of everyone here, to the one who asked."""
+    send(management_api(event), event["requestContext"]["connectionId"],
+         {"type": "members", "members": sorted(members().values())})
+    return {"statusCode": 200}
+
+
+def visible(item, nick, now):
+    """Whether a stored message may go to `nick`: not expired, and public or theirs."""
+    if item["id"] == 0 or item.get("expiresAt", now + 1) <= now:  # TTL deletes lazily
+        return False
+    return "to" not in item or nick in (item["to"], item["from"])
+
+
+def on_catchup(event, context):
+    """`catchup`: {"after": last id seen or null}; the messages since, oldest first."""
+    cid = event["requestContext"]["connectionId"]
+    after = json.loads(event["body"]).get("after")
+    nick = members().get(cid)
+    now = int(time.time())
+    if after is None:  # a newcomer: the last HISTORY messages
+        newest = messages.query(KeyConditionExpression=Key("room").eq(ROOM) & Key("id").gt(0),
+                                ScanIndexForward=False, Limit=HISTORY)["Items"]
+        items = sorted(newest, key=lambda item: item["id"])
+    else:
+        items = pages(messages.query,
+                      KeyConditionExpression=Key("room").eq(ROOM) & Key("id").gt(int(after)))
+    api, sent = management_api(event), 0
+    for item in items:
+        if visible(item, nick, now):
+            item = {k: int(v) if k in ("id", "time") else v
+                    for k, v in item.items() if k not in ("room", "expiresAt")}
+            sent += send(api, cid, item)
+    print(f"caught {nick} up after {after}: {sent} message(s)")
+    return {"statusCode": 200}
+
+
+def on_default(event, context):
+    """`$default` (two-way): anything else gets the list of actions."""
+    return {"statusCode": 200, "body": json.dumps({
+        "type": "help", "actions": ["sendmessage", "members", "catchup"],
+        "example": {"action": "sendmessage", "text": "hello", "to": "optional nickname"}})}
