@@ -13,6 +13,7 @@ import json
 import queue
 import struct
 import threading
+import time
 from typing import Any
 
 import websocket
@@ -35,6 +36,7 @@ class Client:
         self._ws.settimeout(None)
         self._inbox: queue.Queue[str] = queue.Queue()
         self._received: list[str] = []
+        self.received_at: list[float] = []  # time.perf_counter() of each message's arrival
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._closing = False
@@ -162,6 +164,7 @@ class Client:
 
     def _deliver(self, text: str) -> None:
         with self._lock:
+            self.received_at.append(time.perf_counter())
             self._received.append(text)
         self._inbox.put(text)
 

@@ -201,3 +201,21 @@ def show_json(
     from IPython.display import display
 
     display(json_view(obj, redact, drop))
+
+
+class CodeView:
+    """Source code: a fenced, highlighted block in JupyterLab, the bare code as plain text."""
+
+    def __init__(self, text: str, language: str = "python") -> None:
+        self.text, self.language = text.strip("\n"), language
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_markdown_(self) -> str:
+        return f"```{self.language}\n{self.text}\n```"
+
+
+def code_view(text: str, language: str = "python") -> CodeView:
+    """Show source code (e.g. a handler read from its file) the way a notebook cell shows code."""
+    return CodeView(text, language)

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import ast
 
-import yaml
-
-from helpers.lessons.capstone import BACKEND, ROUTES, TEMPLATE, TWO_WAY, role_policy
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads !Ref, !Sub, !GetAtt... as {"Ref": ...}-style dicts (cfn-lint checks their use)."""
-
-
-def _intrinsic(loader, suffix, node):
-    value = (loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
-             else loader.construct_sequence(node))
-    return {suffix: value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
-def template() -> dict:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)
+from helpers.lessons.capstone import (
+    BACKEND,
+    ROUTES,
+    TEMPLATE,
+    TWO_WAY,
+    load_template,
+    role_policy,
+)
 
 
 def resources(kind: str) -> dict[str, dict]:
-    return {name: r["Properties"] for name, r in template()["Resources"].items()
+    return {name: r["Properties"] for name, r in load_template()["Resources"].items()
             if r["Type"] == kind}
 
 

@@ -39,8 +39,9 @@ class PageServer:
                                         name=f"page-server-{self.port}", daemon=True)
 
     def url(self, path: str = "", **query: str) -> str:
-        """The address of `path`, with `query` as its query string."""
-        tail = f"?{urlencode(query)}" if query else ""
+        """The address of `path`, with `query` as its query string (`:` and `/` kept as is,
+        so a ws:// URL in it stays readable)."""
+        tail = f"?{urlencode(query, safe=':/')}" if query else ""
         return f"http://{self.host}:{self.port}/{path.lstrip('/')}{tail}"
 
     def start(self) -> PageServer:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import yaml
 
 from helpers.aws import LAMBDA_TRUST_POLICY, allow_api_gateway, lambda_integration_uri
 
@@ -34,6 +35,20 @@ ROUTES = {
     "$default": "chat.on_default",
 }
 TWO_WAY = {"$default"}
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads !Ref, !Sub, !GetAtt... as {"Ref": ...}-style dicts (cfn-lint checks their use)."""
+
+
+_CloudFormationLoader.add_multi_constructor("!", lambda loader, tag, node: {tag: (
+    loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+    else loader.construct_sequence(node))})
+
+
+def load_template() -> dict:
+    """template.yaml as data; intrinsic functions become one-key dicts ({"Sub": "..."})."""
+    return yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)
 
 
 def backend_zip() -> bytes:
@@ -143,4 +158,5 @@ def deploy_chat(name: str = "chat", *, stage: str = "dev", page_size: int | None
     return Chat(api_id, stage, region, tables["connections"], tables["messages"], functions)
 
 
-__all__ = ["BACKEND", "ROUTES", "TEMPLATE", "Chat", "backend_zip", "deploy_chat", "role_policy"]
+__all__ = ["BACKEND", "ROUTES", "TEMPLATE", "Chat", "backend_zip", "deploy_chat", "load_template",
+           "role_policy"]

@@ -1,0 +1,98 @@
+"""Lesson 07's conveniences: read the backend's handlers, show transcripts, drive the load test.
+
+The backend itself is `helpers/lessons/capstone/backend/chat.py` (deployed by
+`helpers.lessons.capstone.deploy_chat`); this module only helps the notebook look at it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from helpers.client import Client
+from helpers.display import CodeView, Table, code_view, table
+from helpers.lessons.capstone import BACKEND
+
+#: What a transcript shows of each message (the server's `time` would differ on every run).
+COLUMNS = ["id", "type", "from", "to", "text", "nick", "members", "error"]
+
+
+def handler_source(*names: str) -> CodeView:
+    """The source of functions in backend/chat.py, read from the file the functions run from."""
+    text = (BACKEND / "chat.py").read_text()
+    found = {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
+             if isinstance(node, ast.FunctionDef)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise KeyError(f"backend/chat.py defines no {missing}; it has {sorted(found)}")
+    return code_view("\n\n\n".join(found[n] for n in names))
+
+
+def transcript(messages: Iterable[str | dict], title: str | None = None) -> Table:
+    """Messages (JSON text or dicts) as a table, in order, without the server's timestamps."""
+    rows = [json.loads(m) if isinstance(m, str) else m for m in messages]
+    used = [c for c in COLUMNS if any(c in row for row in rows)]
+    return table(rows, used, title=title)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0,
+               step: Callable[[], object] | None = None, what: str = "condition") -> None:
+    """Call `step` (e.g. a client's poll) until `condition()` is true, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout} s")
+        if step is not None:
+            step()
+        time.sleep(0.01)
+
+
+@dataclass
+class LoadReport:
+    """What `run_load` measured: one latency (ms) per delivered message."""
+
+    members: int
+    messages: int
+    latencies_ms: list[float]
+
+    @property
+    def expected(self) -> int:
+        return self.members * self.messages
+
+    def summary(self) -> str:
+        return (f"{self.members} members, {self.messages} broadcasts: "
+                f"{len(self.latencies_ms)} of {self.expected} deliveries arrived")
+
+
+def run_load(url: str, members: int = 50, messages: int = 10,
+             timeout: float = 60.0) -> tuple[LoadReport, list[Client]]:
+    """`members` clients join; `messages` of them broadcast once; time every delivery.
+
+    Latency is from just before `send` to the recipient's reader thread receiving it, on
+    this machine's monotonic clock. Returns the report and the clients (still open).
+    """
+    clients = [Client(f"{url}?nick=load{i:02d}", name=f"load{i:02d}") for i in range(members)]
+    # Member i hears the joins of everyone after it: wait for them, so they are not counted.
+    wait_until(lambda: all(len(c.messages) >= members - 1 - i for i, c in enumerate(clients)),
+               timeout, what="every join notice")
+    before = [len(c.messages) for c in clients]
+    sent_at = {}
+    for n in range(messages):
+        sender = clients[n * members // messages]
+        text = f"load message {n}"
+        sent_at[text] = time.perf_counter()
+        sender.send_json({"action": "sendmessage", "text": text})
+    wait_until(lambda: all(len(c.messages) >= b + messages for c, b in zip(clients, before,
+                                                                            strict=True)),
+               timeout, what="every delivery")
+    latencies = []
+    for client, start in zip(clients, before, strict=True):
+        for text, arrived in zip(client.messages[start:], client.received_at[start:],
+                                 strict=True):
+            message = json.loads(text)
+            if message.get("text") in sent_at:
+                latencies.append((arrived - sent_at[message["text"]]) * 1000)
+    return LoadReport(members, messages, latencies), clients
