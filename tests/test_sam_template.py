@@ -60,7 +60,7 @@ def test_both_tables_expire_rows_through_ttl_on_expiresAt():
 
 def test_role_policy_allows_what_deploy_chat_allows_and_nothing_broader():
     policy = resources("AWS::IAM::Role")["HandlerRole"]["Policies"][0]["PolicyDocument"]
-    local = role_policy("us-east-1", "123456789012", "abcdefghij", "dev", ["t1", "t2"])
+    local = role_policy("us-east-1", "123456789012", "abcdefghij", "dev", ["t1", "t2"], "chat")
     assert [s["Action"] for s in policy["Statement"]] == [s["Action"] for s in local["Statement"]]
     manage = policy["Statement"][1]["Resource"]["Sub"]
     assert manage.endswith("${ChatApi}/${StageName}/*/@connections/*")  # this API and stage only

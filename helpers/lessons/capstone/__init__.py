@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,9 @@ def backend_zip() -> bytes:
 
 
 def role_policy(region: str, account: str, api_id: str, stage: str,
-                tables: list[str]) -> dict:
-    """Least privilege: these tables' items, and @connections of this API's stage only."""
+                tables: list[str], functions: str) -> dict:
+    """Least privilege: these tables' items, @connections of this API's stage only, and the
+    log groups of the functions named `{functions}-*` (where Lambda writes what they print)."""
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
@@ -70,7 +72,27 @@ def role_policy(region: str, account: str, api_id: str, stage: str,
          "Resource": [f"arn:aws:dynamodb:{region}:{account}:table/{t}" for t in tables]},
         {"Effect": "Allow", "Action": "execute-api:ManageConnections",
          "Resource": f"arn:aws:execute-api:{region}:{account}:{api_id}/{stage}/*/@connections/*"},
+        {"Effect": "Allow",
+         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{functions}-*"},
     ]}
+
+
+def _create_function(lam, attempts: int = 10, **request) -> dict:
+    """`create_function`, retried while a new role is not yet visible to Lambda.
+
+    IAM is eventually consistent: on AWS a role created a moment ago can be refused with
+    "The role defined for the function cannot be assumed by Lambda" for a few seconds
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html). moto never is.
+    """
+    for attempt in range(attempts):
+        try:
+            return lam.create_function(**request)
+        except lam.exceptions.InvalidParameterValueException as error:
+            if "cannot be assumed" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -123,7 +145,7 @@ def deploy_chat(name: str = "chat", *, stage: str = "dev", page_size: int | None
                            **({"Tags": tag_list} if tag_list else {}))["Role"]["Arn"]
     iam.put_role_policy(RoleName=f"{name}-handlers", PolicyName="chat-room",
                         PolicyDocument=json.dumps(role_policy(
-                            region, account, api_id, stage, list(tables.values()))))
+                            region, account, api_id, stage, list(tables.values()), name)))
 
     # 3. One function per route (one zip), its permission, integration and route.
     environment = {"CONNECTIONS_TABLE": tables["connections"],
@@ -133,8 +155,8 @@ def deploy_chat(name: str = "chat", *, stage: str = "dev", page_size: int | None
     code, functions = backend_zip(), {}
     for route_key, handler in ROUTES.items():
         function_name = f"{name}-{handler.split('_', 1)[1]}"
-        arn = lam.create_function(
-            FunctionName=function_name, Runtime="python3.12", Role=role, Handler=handler,
+        arn = _create_function(
+            lam, FunctionName=function_name, Runtime="python3.12", Role=role, Handler=handler,
             Code={"ZipFile": code}, Timeout=10, Environment={"Variables": environment},
             **({"Tags": tags} if tags else {}))["FunctionArn"]
         allow_api_gateway(arn, api_id, route_key)
