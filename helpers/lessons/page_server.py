@@ -44,6 +44,10 @@ class PageServer:
         tail = f"?{urlencode(query, safe=':/')}" if query else ""
         return f"http://{self.host}:{self.port}/{path.lstrip('/')}{tail}"
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def start(self) -> PageServer:
         self._thread.start()
         return self
