@@ -20,7 +20,7 @@ from unittest import mock
 import pytest
 
 from helpers.gateway import lambda_runtime
-from helpers.gateway.lambda_runtime import Invocation, LambdaFunction
+from helpers.gateway.lambda_runtime import Invocation, LambdaFunction, WorkerPool
 from helpers.gateway.runtime.invocation import _request_id
 
 
@@ -486,3 +486,30 @@ def test_current_invocation_names_the_running_call_and_started_comes_before_the_
     assert environment == started.environment == outcome.environment
     assert started.function.role.endswith("role/whoami-role")
     assert lambda_runtime.current_invocation() is None  # outside any handler: the account owner
+
+
+def test_many_concurrent_invocations_keep_their_own_output_and_print_nothing(capfd):
+    lambda_runtime.install()  # capfd may have swapped sys.stdout after import
+    fn = zip_function(
+        {
+            "app.py": "import logging, sys\n"
+            "def handler(event, context):\n"
+            "    print('out', event['i'])\n"
+            "    logging.warning('log %s', event['i'])\n"
+            "    sys.stderr.write(f\"err {event['i']}\\n\")\n"
+            "    return event['i']\n"
+        }
+    )
+    with WorkerPool(name="gateway-test-load", grow_after=0.001, idle_timeout=600) as pool:
+        futures = [pool.submit(fn.invoke, {"i": i}) for i in range(200)]
+        outcomes = [future.result(60) for future in futures]
+        threads = pool.size
+
+    assert [outcome.result for outcome in outcomes] == list(range(200))
+    for i, outcome in enumerate(outcomes):
+        lines = body_lines(outcome)
+        assert lines[0] == f"out {i}" and lines[1].endswith(f"\tlog {i}")
+        assert lines[2:] == [f"err {i}"]
+    # an environment serves one invocation at a time: never more of them than threads
+    assert len({outcome.environment for outcome in outcomes}) <= threads
+    assert capfd.readouterr() == ("", "")
