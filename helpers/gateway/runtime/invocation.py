@@ -4,7 +4,9 @@ The gateway calls `LambdaFunction.invoke` on worker threads, never on its event 
 call takes an execution environment (`environments`), runs the handler with that
 environment's `os.environ` overlay (`environ`) and captures its output (`output`), and
 returns an `Invocation`: the result or an AWS-shaped error, and the log lines of that one
-call (START, the handler's lines, END, REPORT). Handler errors never escape as exceptions.
+call (START, the handler's lines, END, and REPORT with `Init Duration` on an environment's
+first call: https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html). Handler
+errors never escape as exceptions.
 
 `context.memory_limit_in_mb` is a ``str`` ("128"), as awslambdaric reads it from
 AWS_LAMBDA_FUNCTION_MEMORY_SIZE (powertools' typing says int; the runtime gives str).
@@ -31,7 +33,7 @@ from ..config import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from . import environ, loading, output
 from .environments import VERSION, EnvironmentPool, ExecutionEnvironment
 
-_REPORTED_MEMORY_MB = 40  # a process cannot attribute memory to one thread; AWS shows ~40 MB
+_REPORTED_MEMORY_MB = 40  # one process cannot attribute memory to a thread; observed on AWS: ~40 MB
 _RUNTIME_DIR = os.path.dirname(__file__)  # our frames are left out of handler tracebacks
 
 

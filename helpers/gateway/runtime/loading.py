@@ -122,7 +122,8 @@ def load_handler(code_dir: str, handler: str, package: str) -> Handler:
 
 def unload(package: str) -> None:
     """Forget an environment's modules (its globals go with them)."""
-    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+    # list(sys.modules) copies in one step: other threads may be importing meanwhile
+    for name in [n for n in list(sys.modules) if n == package or n.startswith(package + ".")]:
         sys.modules.pop(name, None)
     _builtins_by_package.pop(package, None)
 
