@@ -23,6 +23,7 @@ import pytest
 from helpers.gateway import lambda_runtime
 from helpers.gateway.lambda_runtime import LambdaFunction
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STREAM = re.compile(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}")
 
 # A module that keeps state in a global list, and waits on the test's barrier while holding
@@ -259,7 +260,7 @@ def test_importing_the_runtime_modules_patches_nothing():
         "print('ok')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                          timeout=60, env={**os.environ, "PYTHONPATH": REPO})
     assert done.stdout == "ok\n", done.stderr
 
 
