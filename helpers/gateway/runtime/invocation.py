@@ -335,11 +335,7 @@ class LambdaFunction:
             capture.flush_partial()
             timed_out = running.frozen or duration_ms > self.timeout * 1000
             if timed_out:
-                message = f"Task timed out after {self.timeout:.2f} seconds"
-                capture.lines.append(f"{_utc_stamp()} {request_id} {message}")
-                outcome.result = None
-                outcome.error_type = "Sandbox.Timedout"
-                outcome.error = f"Sandbox.Timedout: RequestId: {request_id} Error: {message}"
+                self._time_out(outcome, capture)
             fit_for_reuse = handler_fn is not None and not timed_out
         finally:
             output.set_capture(saved_capture)
@@ -351,24 +347,37 @@ class LambdaFunction:
                 self._environments.retire(environment)
         outcome.duration_ms = duration_ms
         outcome.init_duration_ms = init_ms
-        report = (
-            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
-            f"Memory Size: {self.memory_size} MB\t"
-            f"Max Memory Used: {min(self.memory_size, _REPORTED_MEMORY_MB)} MB"
-        )
-        if init_ms is not None:
-            report += f"\tInit Duration: {init_ms:.2f} ms"
-        if timed_out:
-            report += "\tStatus: timeout"
         outcome.logs = [
             *init_lines,
             f"START RequestId: {request_id} Version: {VERSION}",
             *capture.lines,
             f"END RequestId: {request_id}",
-            report,
+            self._report(outcome, timed_out),
         ]
         return outcome
+
+    def _report(self, outcome: Invocation, timed_out: bool) -> str:
+        """The REPORT line: durations, memory, `Init Duration` on an environment's first call."""
+        duration_ms = outcome.duration_ms
+        report = (
+            f"REPORT RequestId: {outcome.request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
+            f"Memory Size: {self.memory_size} MB\t"
+            f"Max Memory Used: {min(self.memory_size, _REPORTED_MEMORY_MB)} MB"
+        )
+        if outcome.init_duration_ms is not None:
+            report += f"\tInit Duration: {outcome.init_duration_ms:.2f} ms"
+        if timed_out:
+            report += "\tStatus: timeout"
+        return report
+
+    def _time_out(self, outcome: Invocation, capture: output.Capture) -> None:
+        """Past its timeout the result is dropped and the call fails as Lambda reports it."""
+        message = f"Task timed out after {self.timeout:.2f} seconds"
+        capture.lines.append(f"{_utc_stamp()} {outcome.request_id} {message}")
+        outcome.result = None
+        outcome.error_type = "Sandbox.Timedout"
+        outcome.error = f"Sandbox.Timedout: RequestId: {outcome.request_id} Error: {message}"
 
     def _init(
         self, environment: ExecutionEnvironment, outcome: Invocation
