@@ -94,9 +94,10 @@ def store(payload):
     return payload
 
 
-def broadcast(api, payload, skip=()):
-    """Post `payload` to every member except those in `skip`; returns how many got it."""
-    return sum(send(api, cid, payload) for cid in members() if cid not in skip)
+def broadcast(api, payload, skip=(), people=None):
+    """Post `payload` to every member (`people`, or a fresh scan) except those in `skip`."""
+    people = members() if people is None else people
+    return sum(send(api, cid, payload) for cid in people if cid not in skip)
 
 
 def on_connect(event, context):
@@ -105,14 +106,16 @@ def on_connect(event, context):
     nick = (event.get("queryStringParameters") or {}).get("nick", "")
     if not NICKNAME.match(nick):
         return {"statusCode": 400, "body": "add ?nick=yourname (letters, digits, - or _)"}
-    api = management_api(event)
-    holder = next((cid for cid, name in members().items() if name == nick), None)
+    api, people = management_api(event), members()
+    holder = next((cid for cid, name in people.items() if name == nick), None)
     if holder is not None and alive(api, holder):
         return {"statusCode": 409, "body": f"{nick} is already in the room"}
     connections.put_item(Item={"connectionId": ctx["connectionId"], "nickname": nick,
                                "expiresAt": int(time.time()) + 3 * 3600})
     # Not to the newcomer: its socket opens only after this handler returns (410 now).
-    broadcast(api, store({"type": "join", "nick": nick}), skip={ctx["connectionId"]})
+    people.pop(holder, None)  # gone (alive() deleted its row)
+    broadcast(api, store({"type": "join", "nick": nick}), people=people,
+              skip={ctx["connectionId"]})
     return {"statusCode": 200}
 
 
