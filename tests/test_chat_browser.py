@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from browser import chromium, missing_reason
 
-from helpers.gateway import LocalGateway
+from helpers.client import Client
+from helpers.gateway import LocalGateway, VirtualClock
 from helpers.lessons.capstone import deploy_chat
 from helpers.lessons.page_server import serve_pages
 
@@ -23,7 +24,7 @@ WAIT = 15_000  # ms; generous for a busy machine, and only ever waited out on fa
 @pytest.fixture
 def chat_page(aws):
     chat = deploy_chat("browserchat")
-    gateway = LocalGateway.from_api(chat.api_id, chat.stage).start()
+    gateway = LocalGateway.from_api(chat.api_id, chat.stage, clock=VirtualClock()).start()
     pages = serve_pages("test-chat-page")
     try:
         yield lambda nick: pages.url("chat.html", ws=gateway.url, nick=nick), gateway
@@ -87,3 +88,21 @@ def test_a_40_kb_message_shows_the_1009_close_and_the_page_reconnects(chat_page)
         closes = page.locator("#closes li").all_inner_texts()
         assert closes[0].startswith("closed 1009"), closes
         assert len(gateway.log.entries("connect")) == 2  # the first socket, then the reconnect
+
+
+def test_after_the_idle_close_the_page_reconnects_and_shows_what_it_missed_once(chat_page):
+    url, gateway = chat_page
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(url("erin"))
+        page.locator("#status", has_text="connected as erin").wait_for(timeout=WAIT)
+        with Client(gateway.url + "?nick=frank"):
+            wait_for_line(page, "* frank joined")
+            gateway.clock.advance(minutes=10)  # both idle: API Gateway closes them with 1001
+            page.locator("#closes li", has_text="closed 1001").wait_for(timeout=WAIT)
+        with Client(gateway.url + "?nick=gina") as gina:
+            gina.send_json({"action": "sendmessage", "text": "did erin see this?"})
+            gina.wait_for(1)
+            wait_for_line(page, "gina: did erin see this?")
+        page.locator("#status", has_text="connected as erin").wait_for(timeout=WAIT)
+        assert log_lines(page).count("gina: did erin see this?") == 1
