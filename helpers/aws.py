@@ -21,10 +21,11 @@ import boto3
 import moto
 from moto.core.models import MockAWS
 
-# Importing these patches moto and botocore (once): deployments, wss:// endpoints, and
-# @connections calls answered by a running local gateway.
-import helpers.gateway.interception
-import helpers.gateway.moto_gaps  # noqa: F401
+from helpers.gateway import patches
+
+# moto and botocore, completed (once): deployments, wss:// endpoints, and @connections calls
+# answered by a running local gateway (helpers.gateway.patches lists every change).
+patches.install_moto_parts()
 
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -119,7 +120,7 @@ def lambda_role(name: str = "websocket-lambda-role") -> str:
 
 
 def lambda_integration_uri(function_arn: str, region: str) -> str:
-    """The ``IntegrationUri`` for a Lambda proxy integration (reference §1.2).
+    """The ``IntegrationUri`` for a Lambda proxy integration (docs/aws-behaviour.md §1.2).
 
     API Gateway calls Lambda's own Invoke API, whose path is
     ``/2015-03-31/functions/{FunctionArn}/invocations``; the URI names that call.
@@ -134,7 +135,7 @@ def allow_api_gateway(function_arn: str, api_id: str, route_key: str = "*") -> N
     """Let API Gateway invoke a function for one route of an API (`*`: every route).
 
     Without this resource-policy statement AWS (and the local gateway) refuse to run the
-    function: "Invalid permissions on Lambda function" (reference §1.7).
+    function: "Invalid permissions on Lambda function" (docs/aws-behaviour.md §1.7).
     """
     _, _, _, region, account, _, name = function_arn.split(":")[:7]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", route_key).strip("-") or "all"

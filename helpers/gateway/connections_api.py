@@ -1,9 +1,9 @@
-"""The `@connections` management API's wire format (reference section 6), without I/O.
+"""The `@connections` management API's wire format (docs/aws-behaviour.md §6), without I/O.
 
 Both doors into it use these answers: HTTP on the gateway's port
 (`/{stage}/@connections/{id}`) and boto3 clients built the AWS way, which `interception`
 answers in-process. Errors carry `x-amzn-ErrorType`, which is how botocore types them
-(reference 6: without it, `client.exceptions.GoneException` does not match).
+(without it, `client.exceptions.GoneException` does not match).
 """
 
 from __future__ import annotations
@@ -71,3 +71,38 @@ def not_found(path: str, stage: str) -> Answer:
         f"Forbidden: no route for {path}; the @connections API lives at "
         f"/{stage}/@connections/{{connectionId}} (is the stage in your endpoint_url?)",
     )
+
+
+#: The IAM action that guards every @connections call (docs/aws-behaviour.md §6.3).
+MANAGE_CONNECTIONS = "execute-api:ManageConnections"
+
+
+def resource_arn(region: str, account_id: str, api_id: str, stage: str, method: str,
+                 connection_id: str) -> str:
+    """The resource an @connections call acts on, as IAM policies name it (§6.3)."""
+    return (f"arn:aws:execute-api:{region}:{account_id}:{api_id}/{stage}/{method}"
+            f"/@connections/{connection_id}")
+
+
+def assumed_role_arn(role_arn: str, session_name: str) -> str:
+    """Who a Lambda function is to IAM: its execution role, assumed for a session named
+    after the function (``arn:aws:sts::{account}:assumed-role/{role name}/{function}``)."""
+    parts = role_arn.split(":")
+    role_name = parts[5].rsplit("/", 1)[-1] if len(parts) > 5 else role_arn
+    account = parts[4] if len(parts) > 4 else ""
+    return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
+
+
+def access_denied(principal_arn: str, resource: str, hint: str = "") -> Answer:
+    """403 ``AccessDeniedException``: the caller's policies do not allow ManageConnections.
+
+    Body and type as execute-api answers an IAM refusal (observed: §6.3); boto3 raises
+    ``ClientError`` with code ``AccessDeniedException``. ``hint`` is the emulator's own
+    advice, appended after AWS's sentence.
+    """
+    message = (f"User: {principal_arn} is not authorized to perform: {MANAGE_CONNECTIONS} "
+               f"on resource: {resource}")
+    if hint:
+        message += f" ({hint})"
+    headers = {"Content-Type": JSON, "x-amzn-ErrorType": "AccessDeniedException"}
+    return 403, headers, json.dumps({"Message": message}).encode()
