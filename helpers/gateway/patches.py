@@ -86,9 +86,12 @@ def install() -> None:
     """Install every patch listed above (idempotent)."""
     install_moto_parts()
     runtime = importlib.import_module("helpers.gateway.lambda_runtime")
-    runtime_install = getattr(runtime, "install", None)
-    if runtime_install is not None:  # the runtime's installers (older runtimes: at import)
-        runtime_install()
+    if hasattr(runtime, "install"):
+        runtime.install()
+    else:  # a runtime that installs at import: its installers are idempotent, call them anyway
+        for name in ("_install_environ", "_install_streams", "_install_log_handler",
+                     "_install_finder"):
+            getattr(runtime, name, lambda: None)()
 
 
 def uninstall() -> None:
