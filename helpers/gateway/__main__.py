@@ -111,6 +111,8 @@ def _value(value: Any) -> str:
     value = getattr(value, "value", value)  # an enum shows as its value
     if isinstance(value, str):
         return json.dumps(shorten(value))
+    if isinstance(value, float):
+        return f"{value:.1f}"
     return shorten(json.dumps(value, default=str))
 
 
