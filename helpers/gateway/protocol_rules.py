@@ -191,7 +191,7 @@ def message_reply(
     return error_frame(INTERNAL_SERVER_ERROR, connection_id, request_id), problem
 
 
-# --- Lambda authorizer (reference §4.1, §7) ------------------------------------------------
+# --- Lambda authorizer (docs/aws-behaviour.md §4.1, §7) -----------------------------------
 
 UNAUTHORIZED = 401
 DENIED = 403
