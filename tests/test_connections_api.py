@@ -8,7 +8,7 @@ import botocore.session
 from botocore.awsrequest import HeadersDict
 from botocore.parsers import RestJSONParser
 
-from helpers.gateway import connections_api
+from helpers.gateway import connections_api, iam_policy
 
 
 def test_resource_arn_names_method_stage_and_connection():
@@ -36,3 +36,15 @@ def test_access_denied_is_what_botocore_parses_as_access_denied_exception():
     assert parsed["Error"]["Message"].startswith(
         "User: arn:aws:sts::1:assumed-role/r/f is not authorized to perform: "
         "execute-api:ManageConnections on resource: arn:aws:execute-api:x")
+
+
+def test_why_refused_names_the_role_and_the_policy_that_would_fix_it():
+    resource = connections_api.resource_arn("us-east-1", "1", "abc", "dev", "POST", "a/b=")
+    role = "arn:aws:iam::1:role/chat-role"
+    nothing = iam_policy.evaluate([], connections_api.MANAGE_CONNECTIONS, resource)
+    assert connections_api.why_refused(nothing, role, resource) == (
+        "no policy of role chat-role allows it: attach one that allows "
+        "execute-api:ManageConnections on arn:aws:execute-api:us-east-1:1:abc/dev/*/@connections/*")
+    deny = {"Statement": {"Effect": "Deny", "Action": "*", "Resource": "*"}}
+    denied = iam_policy.evaluate([deny], connections_api.MANAGE_CONNECTIONS, resource)
+    assert "explicit Deny" in connections_api.why_refused(denied, role, resource)

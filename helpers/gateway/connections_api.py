@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
+from . import iam_policy
+
 Answer = tuple[int, dict[str, str], bytes]
 
 JSON = "application/json"
@@ -91,6 +93,21 @@ def assumed_role_arn(role_arn: str, session_name: str) -> str:
     role_name = parts[5].rsplit("/", 1)[-1] if len(parts) > 5 else role_arn
     account = parts[4] if len(parts) > 4 else ""
     return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
+
+
+def why_refused(decision: iam_policy.Decision, role_arn: str, resource: str) -> str:
+    """The emulator's explanation of an IAM refusal, with the fix (docs/aws-behaviour.md §7.4)."""
+    role_name = role_arn.rsplit("/", 1)[-1]
+    if decision.effect is iam_policy.Effect.EXPLICIT_DENY:
+        return f"an explicit Deny in role {role_name}'s policies matches, and a Deny always wins"
+    stage_arn = resource.split("/@connections/", 1)[0].rsplit("/", 1)[0]  # drop the method
+    all_connections = f"{stage_arn}/*/@connections/*"
+    why = (f"no policy of role {role_name} allows it: attach one that allows "
+           f"{MANAGE_CONNECTIONS} on {all_connections}")
+    if decision.skipped:
+        why += (f"; {decision.skipped} statement(s) with a Condition were not evaluated "
+                "(the local gateway has no request context for condition keys)")
+    return why
 
 
 def access_denied(principal_arn: str, resource: str, hint: str = "") -> Answer:

@@ -114,26 +114,13 @@ def _refusal(target: Any, region: str, api_id: str, stage: str, method: str,
     if decision.allowed:
         return None
     if not problem:
-        problem = _why(decision, role)
+        problem = connections_api.why_refused(decision, role, resource)
     log, clock = getattr(target, "log", None), getattr(target, "clock", None)
     if log is not None and clock is not None:
         log.record(clock.time(), "refused", connection_id, op=method.lower(), status=403,
                    function=function_name, reason=problem)
     principal = connections_api.assumed_role_arn(role, function_name)
     return connections_api.access_denied(principal, resource, problem)
-
-
-def _why(decision: iam_policy.Decision, role: str) -> str:
-    role_name = role.rsplit("/", 1)[-1]
-    if decision.effect is iam_policy.Effect.EXPLICIT_DENY:
-        return f"an explicit Deny in role {role_name}'s policies matches, and Deny always wins"
-    why = (f"no policy of role {role_name} allows it: attach one that allows "
-           f"{connections_api.MANAGE_CONNECTIONS} on "
-           f"arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/*/@connections/*")
-    if decision.skipped:
-        why += (f"; {decision.skipped} statement(s) with a Condition were not evaluated "
-                "(the local gateway has no request context for condition keys)")
-    return why
 
 
 _NO_STAGE = re.compile(
