@@ -37,8 +37,8 @@ _ABSENT = object()
 _lock = threading.RLock()
 #: (owner, attribute) -> (original or _ABSENT, our replacement), in installation order.
 _replaced: dict[tuple[Any, str], tuple[Any, Any]] = {}
-#: (id(mapping), key) -> (mapping, key): dict entries we added.
-_added: dict[tuple[int, Any], tuple[MutableMapping[Any, Any], Any]] = {}
+#: (id(mapping), key) -> (mapping, key, label): dict entries we added.
+_added: dict[tuple[int, Any], tuple[MutableMapping[Any, Any], Any, str]] = {}
 
 
 def replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
@@ -62,12 +62,13 @@ def replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
         _replaced[key] = (original, replacement)
 
 
-def add_entry(mapping: MutableMapping[Any, Any], key: Any, value: Any) -> None:
-    """``mapping.setdefault(key, value)``, remembered so that `uninstall` removes it."""
+def add_entry(mapping: MutableMapping[Any, Any], key: Any, value: Any, *, label: str) -> None:
+    """``mapping.setdefault(key, value)``, remembered so that `uninstall` removes it;
+    ``label`` names the mapping in `installed`."""
     with _lock:
         if key not in mapping:
             mapping[key] = value
-            _added[(id(mapping), key)] = (mapping, key)
+            _added[(id(mapping), key)] = (mapping, key, label)
 
 
 def is_replaced(owner: Any, name: str) -> bool:
@@ -109,18 +110,39 @@ def uninstall() -> None:
             else:
                 setattr(owner, name, original)
         _replaced.clear()
-        for mapping, key in _added.values():
+        for mapping, key, _ in _added.values():
             mapping.pop(key, None)
         _added.clear()
 
 
 def installed() -> list[str]:
-    """What is patched now, as ``module.Owner.attribute`` names (for a reader or a test)."""
+    """What is patched now, as ``module.Owner.attribute`` names (for a reader or a test):
+    ours, then the lambda runtime's (which it installs itself)."""
     names = []
     for (owner, name), (_, replacement) in _replaced.items():
         if getattr(owner, name, None) is replacement:
             names.append(f"{getattr(owner, '__module__', '')}.{owner.__qualname__}.{name}"
                          if isinstance(owner, type) else f"{owner.__name__}.{name}")
+    names += [f"{label}[{key!r}]" for mapping, key, label in _added.values() if key in mapping]
+    return names + _runtime_patches()
+
+
+def _runtime_patches() -> list[str]:
+    runtime = sys.modules.get("helpers.gateway.lambda_runtime")
+    if runtime is None:
+        return []
+    import logging
+    import os
+
+    names = []
+    if type(os.environ).__module__ == runtime.__name__:
+        names.append("os.environ")
+    names += [f"sys.{stream}" for stream in ("stdout", "stderr")
+              if type(getattr(sys, stream)).__module__ == runtime.__name__]
+    if any(type(h).__module__ == runtime.__name__ for h in logging.getLogger().handlers):
+        names.append("logging.root.handlers")
+    if any(getattr(f, "__module__", None) == runtime.__name__ for f in sys.meta_path):
+        names.append("sys.meta_path")
     return names
 
 

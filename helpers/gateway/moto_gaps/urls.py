@@ -20,6 +20,7 @@ PATHS = (
 
 
 def install() -> None:
-    for url_paths in (apigatewayv2_urls.url_paths, apigateway_urls.url_paths):
+    for module in (apigatewayv2_urls, apigateway_urls):
         for path in PATHS:
-            patches.add_entry(url_paths, path, ApiGatewayV2Response.dispatch)
+            patches.add_entry(module.url_paths, path, ApiGatewayV2Response.dispatch,
+                              label=f"{module.__name__}.url_paths")
