@@ -106,3 +106,10 @@ def test_every_patch_is_listed_in_the_patches_module_docstring():
     assert {"moto", "botocore", "os", "sys", "logging"} <= set(seen)
     for library in seen:  # each patched library is named in the table
         assert library in patches.__doc__ or library in ("moto", "botocore")
+
+
+@pytest.mark.parametrize("module", ["moto_gaps", "moto_gaps.iam", "interception", "moto_source"])
+def test_importing_a_moto_part_first_thing_installs_it_once_imported(module):
+    seen = run(f"import helpers.gateway.{module}\n" + textwrap.dedent(GAPS_FILLED)
+               + "print(json.dumps(result))")
+    assert seen == {"endpoint": "wss", "deployment": "DEPLOYED"}

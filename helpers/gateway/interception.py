@@ -179,5 +179,6 @@ def install() -> None:
 
 
 apply = install  # the earlier name
+patches.install_if_deferred(__name__)  # imported first thing: `import helpers.gateway` asked
 
 __all__ = ["answer", "apply", "install"]

@@ -76,11 +76,27 @@ def is_replaced(owner: Any, name: str) -> bool:
     return known is not None and getattr(owner, name, None) is known[1]
 
 
+_MOTO_PARTS = ("helpers.gateway.moto_gaps", "helpers.gateway.interception")
+_deferred: set[str] = set()  # parts whose own import triggered the installation
+
+
 def install_moto_parts() -> None:
     """moto's gaps, and the @connections interception (moto's stubber and botocore)."""
     _hook.disarm()  # importing moto below must not trigger a second, nested installation
-    importlib.import_module("helpers.gateway.moto_gaps").install()
-    importlib.import_module("helpers.gateway.interception").install()
+    for name in _MOTO_PARTS:
+        module = sys.modules.get(name)
+        if module is not None and not hasattr(module, "install"):
+            _deferred.add(name)  # it is importing moto right now: it installs when done
+        else:
+            importlib.import_module(name).install()
+
+
+def install_if_deferred(name: str) -> None:
+    """Called by each moto part at the end of its import: install it if moto's import (which
+    it started) asked for it meanwhile."""
+    if name in _deferred:
+        _deferred.discard(name)
+        importlib.import_module(name).install()
 
 
 def install() -> None:

@@ -71,6 +71,7 @@ def install() -> None:
 
 
 apply = install  # the name this module's callers used before it became a package
+patches.install_if_deferred(__name__)  # imported first thing: `import helpers.gateway` asked
 
 __all__ = [
     "FILLED_OPERATIONS",
