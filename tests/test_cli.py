@@ -122,6 +122,14 @@ def test_a_busy_port_is_reported_before_the_api_is_built() -> None:
     assert result.stdout == ""
 
 
+def test_an_unknown_host_is_reported_before_the_api_is_built() -> None:
+    result = _quick("--host", "no-such-host.invalid", "--port", "0")
+    assert result.returncode == 1
+    [message] = _messages(result.stderr)
+    assert "no-such-host.invalid" in message and "--host 127.0.0.1" in message
+    assert "moto" not in {m.split(".")[0] for m in _imported(result.stderr)}
+
+
 def test_ctrl_c_during_start_up_exits_quietly() -> None:
     process = subprocess.Popen(
         [sys.executable, "-X", "importtime", "-m", "helpers.gateway", "--port", "0"],

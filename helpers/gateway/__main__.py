@@ -9,6 +9,7 @@ log is polled from here. Arguments are checked before anything heavy is imported
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import re
@@ -84,17 +85,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def port_problem(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on, or None (port 0 always can)."""
-    if port == 0:
-        return None
+    """Why the gateway could not listen on ``host:port``, or None: found by binding a probe
+    socket first, so a mistake is reported before moto starts and the API is built."""
     probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server
         probe.bind((host, port))
+    except socket.gaierror:
+        return (f"Cannot listen on {host}: no such address. Use an address of this machine, "
+                "e.g. --host 127.0.0.1 (the default) or --host 0.0.0.0 for every interface.")
     except OSError as error:
-        reason = error.strerror or str(error)
-        return (f"Cannot listen on {host}:{port}: {reason}. Another program may be using it: "
-                f"pick another port with --port N, or --port 0 for any free one.")
+        if error.errno == errno.EADDRINUSE:
+            return (f"Cannot listen on {host}:{port}: the port is busy (another program, or "
+                    "another gateway, listens there). Pick another with --port N, or use "
+                    "--port 0 for any free port.")
+        if error.errno == errno.EACCES:
+            return (f"Cannot listen on {host}:{port}: permission denied (ports below 1024 need "
+                    "privileges). Use --port 0 for any free port, or a port above 1023.")
+        return (f"Cannot listen on {host}:{port}: {error.strerror or error}. Check --host, or "
+                "use --port 0 for any free port.")
     finally:
         probe.close()
     return None
