@@ -144,20 +144,19 @@ def installed() -> list[str]:
 
 
 def _runtime_patches() -> list[str]:
-    runtime = sys.modules.get("helpers.gateway.lambda_runtime")
-    if runtime is None:
-        return []
+    """The lambda runtime's replacements, recognised by their classes' home (this package)."""
     import logging
     import os
 
-    names = []
-    if type(os.environ).__module__ == runtime.__name__:
-        names.append("os.environ")
-    names += [f"sys.{stream}" for stream in ("stdout", "stderr")
-              if type(getattr(sys, stream)).__module__ == runtime.__name__]
-    if any(type(h).__module__ == runtime.__name__ for h in logging.getLogger().handlers):
+    def ours(obj: Any) -> bool:
+        return getattr(type(obj), "__module__", "").startswith("helpers.gateway.") or (
+            getattr(obj, "__module__", "") or "").startswith("helpers.gateway.")
+
+    names = ["os.environ"] if ours(os.environ) else []
+    names += [f"sys.{stream}" for stream in ("stdout", "stderr") if ours(getattr(sys, stream))]
+    if any(ours(handler) for handler in logging.getLogger().handlers):
         names.append("logging.root.handlers")
-    if any(getattr(f, "__module__", None) == runtime.__name__ for f in sys.meta_path):
+    if any(ours(finder) and finder is not _hook for finder in sys.meta_path):
         names.append("sys.meta_path")
     return names
 
