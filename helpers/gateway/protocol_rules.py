@@ -13,15 +13,6 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-# --- Limits (reference §5) ---------------------------------------------------------------
-
-MAX_FRAME_BYTES = 32 * 1024  # larger frame: close 1009 (D-quota)
-MAX_MESSAGE_BYTES = 128 * 1024  # larger message: close 1009 (D-quota)
-MAX_POST_BYTES = 131072  # post_to_connection Data larger: 413 PayloadTooLargeException (BC-mgmt)
-IDLE_TIMEOUT = 600  # seconds without data messages: close 1001 "Going away" (D-quota, FIX-idle)
-MAX_LIFETIME = 7200  # seconds: forced close (D-quota)
-
-
 # --- Close codes and reasons (reference §3.3, §4.3) ------------------------------------------
 
 
@@ -77,6 +68,13 @@ def error_frame(message: str, connection_id: str, request_id: str) -> str:
         f'{{"message": {json.dumps(message)}, "connectionId":{json.dumps(connection_id)}, '
         f'"requestId":{json.dumps(request_id)}}}'
     )
+
+
+def upgrade_required() -> tuple[int, dict[str, str], bytes]:
+    """A plain GET on the stage's URL: 426, naming the fix (the emulator's wording)."""
+    body = json.dumps({"message": "Upgrade Required: this is a WebSocket endpoint; connect "
+                       "with a WebSocket client (e.g. websocket-client or wscat)."})
+    return 426, {"Content-Type": "application/json"}, body.encode()
 
 
 # --- $connect (reference §4.1) -----------------------------------------------------------------
