@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -66,6 +67,7 @@ class _Session:
     tcp: Transport
     machine: Connection
     timers: dict[Deadline, TimerHandle] = field(default_factory=dict)
+    finished: deque[Finished] = field(default_factory=deque)  # calls ended, not yet answered
     disconnected: concurrent.futures.Future[None] = field(
         default_factory=concurrent.futures.Future)  # set once $disconnect has finished
 
@@ -393,11 +395,38 @@ class LocalGateway:
     def _feed(self, session: _Session, event: Callable[..., list[Action]], *args: Any) -> None:
         """Give the session's machine one event and carry out what it answers. Any thread."""
         with session.tcp.lock:
-            if event is not Connection.invocation_finished:  # routes as deployed right now
-                with contextlib.suppress(Exception):  # the API vanished: keep what we had
-                    session.machine.config = self.config
+            with contextlib.suppress(Exception):  # the API vanished: keep what we had
+                session.machine.config = self.config  # routes as deployed right now
             now = self._now()
             self._execute(session, event(session.machine, *args, now), now)
+            self._answer_finished(session)
+        self._drain(session)
+
+    def _finished(self, session: _Session, finished: Finished) -> None:
+        """An integration call ended (on a worker, or on the loop for a deadline).
+
+        Finished calls queue up and whoever holds the connection's lock hands them to the
+        machine, in the order they finished: a worker never waits for the lock, so a burst
+        of fast answers cannot overtake each other while the loop reads more messages.
+        """
+        session.finished.append(finished)
+        self._drain(session)
+
+    def _drain(self, session: _Session) -> None:
+        lock = session.tcp.lock
+        while session.finished and lock.acquire(blocking=False):
+            try:
+                self._answer_finished(session)
+            finally:
+                lock.release()
+
+    def _answer_finished(self, session: _Session) -> None:
+        """Lock held."""
+        queue = session.finished
+        while queue:
+            finished = queue.popleft()
+            now = self._now()
+            self._execute(session, session.machine.invocation_finished(finished, now), now)
 
     def _execute(self, session: _Session, actions: list[Action], now: float) -> None:
         """Lock held: do what the machine asked, in its order."""
@@ -430,9 +459,6 @@ class LocalGateway:
                 self._open.pop(session.id, None)
             elif kind is Ended and not session.disconnected.done():
                 session.disconnected.set_result(None)
-
-    def _finished(self, session: _Session, finished: Finished) -> None:
-        self._feed(session, Connection.invocation_finished, finished)
 
     def _schedule(self, session: _Session, deadline: Deadline, delay: float) -> None:
         async def reached() -> None:
