@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import socket
 import threading
 import time
@@ -88,12 +89,18 @@ def test_idle_timeout_fires_live_on_the_real_clock(serve):
 # 12. Load and faults ------------------------------------------------------------------------
 
 
-def test_per_connection_message_order_is_preserved(serve):
+def test_fast_handlers_answer_in_order_in_practice(serve):
+    """Each message is its own invocation and AWS does not promise order
+    (docs/aws-behaviour.md §4.3a), but calls start in arrival order, so fast answers keep it:
+    a rare overtaking (a thread descheduled on a loaded machine) is all we tolerate."""
     gateway = serve({"$default": echo}, two_way=["$default"])
     client = Client(gateway.url)
     for n in range(200):
         client.send(str(n))
-    assert [client.recv() for _ in range(200)] == [str(n) for n in range(200)]
+    answers = [int(client.recv()) for _ in range(200)]
+    assert sorted(answers) == list(range(200))
+    overtaken = sum(1 for a, b in itertools.pairwise(answers) if a > b)
+    assert overtaken <= 5, answers
 
 
 def test_200_concurrent_clients_are_served(serve):
