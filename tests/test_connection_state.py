@@ -16,6 +16,7 @@ from helpers.gateway.connection import (
     Finished,
     Gone,
     Handshake,
+    Hold,
     Invoke,
     Outcome,
     Record,
@@ -199,3 +200,20 @@ def test_posts_only_while_open_and_delete_closes_1000():
     assert conn.postable and of(conn.post(b"hi", 1.0), Send) == [Send(b"hi", "push")]
     assert of(conn.delete(2.0), Close) == [Close(1000, "Connection Closed Normally")]
     assert not conn.postable
+
+
+def test_an_answer_that_overtakes_waits_briefly_for_the_earlier_one():
+    conn = opened("$default", two_way=["$default"])
+    first, second = (of(conn.text_received(t, 1.0), Invoke)[0] for t in (b"1", b"2"))
+    early = conn.invocation_finished(Finished(second.call, Outcome.OK, {"body": "2"}), 2.0)
+    assert early == [Hold(conn.answer_hold)]
+    actions = conn.invocation_finished(Finished(first.call, Outcome.OK, {"body": "1"}), 2.0)
+    assert [a.data for a in of(actions, Send)] == ["1", "2"]
+
+
+def test_a_slow_earlier_message_holds_the_next_answer_only_until_the_hold_ends():
+    conn = opened("$default", two_way=["$default"])
+    _slow, fast = (of(conn.text_received(t, 1.0), Invoke)[0] for t in (b"slow", b"fast"))
+    assert of(conn.invocation_finished(Finished(fast.call, Outcome.OK, {"body": "fast"}), 2.0),
+              Hold)
+    assert of(conn.release_held(2.05), Send) == [Send("fast", "reply")]

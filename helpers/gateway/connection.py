@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from helpers.gateway import ids
+from helpers.gateway import defaults, ids
 from helpers.gateway import protocol_rules as rules
 from helpers.gateway.config import ApiConfig, Route
 from helpers.gateway.events import (
@@ -150,6 +150,13 @@ class Gone:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """Call `release_held` after `seconds` of real time: answers wait for earlier ones."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """`$disconnect` has finished (or there is none): the connection's story is complete."""
 
@@ -162,7 +169,8 @@ class Record:
     detail: dict[str, Any]
 
 
-Action = Invoke | Send | Close | Accept | Reject | Schedule | Cancel | Gone | Ended | Record
+Action = (Invoke | Send | Close | Accept | Reject | Schedule | Cancel | Gone | Hold | Ended
+          | Record)
 
 #: What `$disconnect` reports for a TCP connection that vanished without a close frame:
 #: RFC 6455 reserves 1006 for exactly this and AWS documents nothing.
@@ -196,7 +204,12 @@ class Connection:
     context: ConnectionContext = field(init=False)
     state: State = field(init=False, default=State.CONNECTING)
     last_active: float = field(init=False, default=0.0)
+    answer_hold: float = defaults.ANSWER_HOLD
     close: rules.Close | None = None
+    # Message calls in arrival order: None while running, then how it finished. An answer
+    # goes out once every earlier message is answered, or after `answer_hold` seconds.
+    calls: dict[str, Finished | None] = field(init=False, default_factory=dict)
+    holding: bool = field(init=False, default=False)
 
     @property
     def id(self) -> str:
@@ -272,12 +285,12 @@ class Connection:
     def _open(self, headers: dict[str, str], now: float) -> list[Action]:
         self.state, self.last_active = State.OPEN, now
         query = dict(self.handshake.query)
-        return [
-            Accept(headers),
+        return [  # logged and timed before the 101 goes out: the client may act at once
             Record("connect", {"status": 101, "query": query,
                                "authorizer": self.context.authorizer}),
             Schedule(Deadline.IDLE, self.idle_timeout),
             Schedule(Deadline.LIFETIME, self.max_lifetime),
+            Accept(headers),
         ]
 
     def _refuse(self, status: int, message: str, problem: str | None) -> list[Action]:
@@ -315,6 +328,7 @@ class Connection:
                                           "error", now)]
         event = message_event(self.context, route_key=route_key, body=text,
                               request_id=request_id, message_id=ids.new_id(), now=now)
+        self.calls[request_id] = None
         return [logged, Invoke(Call(CallKind.MESSAGE, route, event, request_id))]
 
     def binary_received(self, now: float) -> list[Action]:
@@ -345,13 +359,45 @@ class Connection:
         self.last_active = now
         return [Record("send", {"via": via, "body": frame}), Send(frame, via)]
 
+    def _in_order(self, finished: Finished, now: float) -> list[Action]:
+        """Answer in arrival order when calls finish close together, never waiting long.
+
+        AWS does not promise order (§4.3a), but its fast handlers answer in order in
+        practice; here threads finishing a few milliseconds apart could swap two answers.
+        So an answer waits for earlier messages' answers, at most `answer_hold` seconds: a
+        slow handler never holds back the next message's answer for longer.
+        """
+        self.calls[finished.call.request_id] = finished
+        actions: list[Action] = []
+        while self.calls:
+            first = next(iter(self.calls))
+            done = self.calls[first]
+            if done is None:
+                break
+            del self.calls[first]
+            actions += self._answered(done, now)
+        if any(self.calls.values()) and not self.holding:
+            self.holding = True
+            actions.append(Hold(self.answer_hold))
+        return actions
+
+    def release_held(self, now: float) -> list[Action]:
+        """The hold is over: answers that finished go out now, still in arrival order."""
+        self.holding = False
+        actions: list[Action] = []
+        for request_id, done in list(self.calls.items()):
+            if done is not None:
+                del self.calls[request_id]
+                actions += self._answered(done, now)
+        return actions
+
     # Integration calls ---------------------------------------------------------------------
 
     def invocation_finished(self, finished: Finished, now: float) -> list[Action]:
         """An integration call ended (answered, failed or timed out)."""
         kind = finished.call.kind
         if kind is CallKind.MESSAGE:
-            return self._answered(finished, now)
+            return self._in_order(finished, now)
         if kind is CallKind.DISCONNECT:
             return [Ended()]
         if self.state is State.REFUSED:  # the client left during the handshake

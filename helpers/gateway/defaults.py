@@ -14,9 +14,9 @@ INTEGRATION_TIMEOUT = 29.0
 #: A Lambda function's default Timeout in seconds (Lambda's CreateFunction default).
 FUNCTION_TIMEOUT = 3.0
 #: Seconds without a data message before API Gateway closes 1001 "Going away" (§5).
-IDLE_TIMEOUT = 600.0
+IDLE_TIMEOUT = 600
 #: The maximum connection duration: 2 hours (§5).
-MAX_LIFETIME = 7200.0
+MAX_LIFETIME = 7200
 
 # --- Sizes (docs/aws-behaviour.md §5, §6) ----------------------------------------------------
 
@@ -34,5 +34,8 @@ CLOSE_GRACE = 5.0
 #: Real seconds a deadline timer may fire late before the machine counts as saturated: the
 #: event loop could not run, so neither could the handlers. That time is not the function's.
 SATURATION_LAG = 0.5
+#: Real seconds an answer may wait for an earlier message's answer, so that handlers finishing
+#: a few milliseconds apart on different threads still answer in arrival order.
+ANSWER_HOLD = 0.05
 #: Entries the event log keeps (the oldest go first), so a long benchmark stays bounded.
 LOG_SIZE = 20_000

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -86,7 +89,14 @@ class Invoker:
                  on_error: Callable[[BaseException], None]):
         self._loop, self._loop_thread, self._pool = loop, loop_thread, pool
         self._log, self._now, self._on_error = log, now, on_error
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards `settled` and the deadline heap
+        # Deadlines of calls in flight, earliest first, and one loop timer for the earliest.
+        # A settled call stays in the heap until it is popped or the heap is compacted.
+        self._deadlines: list[tuple[float, int, _Pending]] = []
+        self._order = itertools.count()
+        self._settled_in_heap = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     def submit(self, call: Call, connection_id: str, done: Callable[[Finished], None]) -> None:
         """Start `call` now (any thread); `done` is called exactly once."""
@@ -100,13 +110,56 @@ class Invoker:
     # Deadlines (on the loop) -----------------------------------------------------------------
 
     def _arm(self, pending: _Pending, when: float) -> None:
-        """Check `pending` at `when` (time.monotonic(), which is the loop's clock)."""
+        """Check `pending` at `when` (time.monotonic(), which is the loop's clock). Any thread."""
+        with self._lock:
+            heapq.heappush(self._deadlines, (when, next(self._order), pending))
+            if when >= self._timer_at:
+                return  # the timer armed for an earlier deadline will get to this one
+            self._timer_at = when
         if threading.get_ident() == self._loop_thread:
-            self._loop.call_at(when, self._check, pending, when)
+            self._rearm()
         else:
             with contextlib.suppress(RuntimeError):  # the loop closed: the gateway stopped
-                self._loop.call_soon_threadsafe(self._loop.call_at, when, self._check,
-                                                pending, when)
+                self._loop.call_soon_threadsafe(self._rearm)
+
+    def _rearm(self) -> None:
+        """On the loop: one timer, for the earliest deadline."""
+        with self._lock:
+            when = self._deadlines[0][0] if self._deadlines else math.inf
+            self._timer_at = when
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None if when == math.inf else self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        now, due = time.monotonic(), []
+        with self._lock:
+            heap = self._deadlines
+            while heap and heap[0][0] <= now:
+                when, _, pending = heapq.heappop(heap)
+                if pending.settled:
+                    self._settled_in_heap -= 1
+                else:
+                    due.append((pending, when))
+            self._timer_at = math.inf
+        for pending, when in due:
+            self._check(pending, when)
+        self._rearm()
+
+    def _settled(self, pending: _Pending, *, in_heap: bool = True) -> bool:
+        """Lock held: settle `pending` unless it was; drop settled calls from a heap that is
+        mostly settled ones, so memory follows the calls in flight, not the throughput."""
+        if pending.settled:
+            return False
+        pending.settled = True
+        if not in_heap:
+            return True
+        self._settled_in_heap += 1
+        if self._settled_in_heap > 64 and self._settled_in_heap * 2 > len(self._deadlines):
+            self._deadlines = [e for e in self._deadlines if not e[2].settled]
+            heapq.heapify(self._deadlines)
+            self._settled_in_heap = 0
+        return True
 
     def _check(self, pending: _Pending, expected: float) -> None:
         if pending.settled:
@@ -134,9 +187,8 @@ class Invoker:
 
     def _expire(self, pending: _Pending, outcome: Outcome, now: float) -> None:
         with self._lock:
-            if pending.settled:
+            if not self._settled(pending, in_heap=False):  # _fire popped it
                 return
-            pending.settled = True
         if outcome is Outcome.FUNCTION_TIMEOUT and pending.running is not None:
             pending.running.frozen = True  # refused from now on: handle_management checks it
         call = pending.call
@@ -175,9 +227,8 @@ class Invoker:
         except FrozenInvocation:
             return  # the timeout answered already; what the handler did next never happened
         with self._lock:
-            if pending.settled:  # a deadline answered first: the result is dropped
+            if not self._settled(pending):  # a deadline answered first: the result is dropped
                 return
-            pending.settled = True
         outcome = outcome_of(invocation)
         self._log.record(self._now(), "invoke", pending.connection_id, route=call.route.key,
                          function=function.name, outcome=outcome,

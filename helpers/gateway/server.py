@@ -45,6 +45,7 @@ from helpers.gateway.connection import (
     Finished,
     Gone,
     Handshake,
+    Hold,
     Invoke,
     Record,
     Reject,
@@ -395,30 +396,23 @@ class LocalGateway:
     def _feed(self, session: _Session, event: Callable[..., list[Action]], *args: Any) -> None:
         """Give the session's machine one event and carry out what it answers. Any thread."""
         with session.tcp.lock:
-            with contextlib.suppress(Exception):  # the API vanished: keep what we had
+            try:
                 session.machine.config = self.config  # routes as deployed right now
+            except Exception as error:  # the API vanished from moto: keep what we had
+                self.log.record(self._now(), "internal", session.id, error=str(error))
             now = self._now()
             self._execute(session, event(session.machine, *args, now), now)
-            self._answer_finished(session)
-        self._drain(session)
 
     def _finished(self, session: _Session, finished: Finished) -> None:
         """An integration call ended (on a worker, or on the loop for a deadline).
 
-        Finished calls queue up and whoever holds the connection's lock hands them to the
-        machine, in the order they finished: a worker never waits for the lock, so a burst
-        of fast answers cannot overtake each other while the loop reads more messages.
+        Finished calls queue up, and whoever gets the connection's lock answers all that
+        are queued, in the order they finished: so a burst of fast answers keeps its order
+        even when the workers reach the lock in another.
         """
         session.finished.append(finished)
-        self._drain(session)
-
-    def _drain(self, session: _Session) -> None:
-        lock = session.tcp.lock
-        while session.finished and lock.acquire(blocking=False):
-            try:
-                self._answer_finished(session)
-            finally:
-                lock.release()
+        with session.tcp.lock:
+            self._answer_finished(session)
 
     def _answer_finished(self, session: _Session) -> None:
         """Lock held."""
@@ -455,6 +449,10 @@ class LocalGateway:
                 timer = session.timers.pop(action.deadline, None)
                 if timer is not None:
                     timer.cancel()
+            elif kind is Hold:
+                with contextlib.suppress(RuntimeError):  # the loop closed: the gateway stopped
+                    self._loop.call_soon_threadsafe(self._loop.call_later, action.seconds,
+                                                    self._feed, session, Connection.release_held)
             elif kind is Gone:
                 self._open.pop(session.id, None)
             elif kind is Ended and not session.disconnected.done():
