@@ -13,8 +13,8 @@ The route selection expression language (docs/aws-behaviour.md §2.2, D-sel):
 
 A path that matches nothing gives ``""`` and non-string values are stringified
 (docs/aws-behaviour.md §2.2). AWS documents only arrays (``"[item1, item2]"``, which is how
-Java prints a list); the rest of this module's choices follow the same Java-like printing and are marked
-[INFERRED] in `stringify`.
+Java prints a list); the rest of this module's choices follow the same Java-like printing and
+are marked [INFERRED] in `stringify`.
 
 An expression this module cannot understand (an unterminated ``${``, a ``$`` variable other
 than ``request.body``, JSONPath filters or wildcards) makes `compile_expression` raise
