@@ -205,7 +205,6 @@ class Connection:
     state: State = field(init=False, default=State.CONNECTING)
     last_active: float = field(init=False, default=0.0)
     answer_hold: float = defaults.ANSWER_HOLD
-    close: rules.Close | None = None
     # Message calls in arrival order: None while running, then how it finished. An answer
     # goes out once every earlier message is answered, or after `answer_hold` seconds.
     calls: dict[str, Finished | None] = field(init=False, default_factory=dict)
@@ -464,7 +463,7 @@ class Connection:
     def _closed(self, close: rules.Close, by: str, code: int | None, reason: str,
                 now: float) -> list[Action]:
         """Leave OPEN (the only way out): 410 from now on, and `$disconnect` once (§3.3)."""
-        self.state, self.close = State.CLOSED, close
+        self.state = State.CLOSED
         actions: list[Action] = [
             Record("close", {"code": code, "reason": reason, "by": by}),
             Gone(), Cancel(Deadline.IDLE), Cancel(Deadline.LIFETIME),
