@@ -123,16 +123,16 @@ def test_a_timed_out_function_is_frozen_its_later_pushes_are_refused(serve):
     assert [e["outcome"] for e in gateway.log.invocations("$default")] == ["function-timeout"]
 
 
-def test_the_function_timeout_counts_from_when_its_code_starts(serve):
-    """A call waiting behind a busy worker is not charged for the wait (Lambda counts from
-    the handler's start)."""
+def test_no_false_function_timeouts_under_load(serve):
+    """50 clients x 100 unpaced messages: calls queue for workers and the CPU, but Lambda
+    counts a function's timeout from when its code starts, so none of them times out."""
     gateway = serve({"$default": lambda e, c: {"statusCode": 200, "body": e["body"]}},
-                    two_way=ANSWERS, function_timeout=1.0)
-    clients = [Client(gateway.url) for _ in range(20)]
-    for client in clients:
-        for n in range(50):
+                    two_way=ANSWERS)
+    clients = [Client(gateway.url) for _ in range(50)]
+    for n in range(100):
+        for client in clients:
             client.send(str(n))
     for client in clients:
-        assert sorted(client.wait_for(50, timeout=30), key=int) == [str(n) for n in range(50)]
+        assert sorted(client.wait_for(100, timeout=60), key=int) == [str(n) for n in range(100)]
     outcomes = {e["outcome"] for e in gateway.log.invocations("$default")}
     assert outcomes == {"ok"}
