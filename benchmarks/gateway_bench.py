@@ -99,7 +99,7 @@ FULL = Sizes(echo=2000, warmup=200, clients=10, per_client=300, push=1000, floor
              connects=200, fanout=1000, fanout_rounds=5, idle=2000, connect_rate=1000,
              chat_clients=30, chat_messages=40)
 QUICK = Sizes(echo=200, warmup=30, clients=10, per_client=20, push=100, floor=100,
-              connects=20, fanout=100, fanout_rounds=2, idle=100, connect_rate=100,
+              connects=20, fanout=100, fanout_rounds=2, idle=100, connect_rate=40,
               chat_clients=5, chat_messages=5)
 
 PHASE_SECONDS = 120.0  # every measuring loop also stops at this deadline
