@@ -10,6 +10,7 @@ import base64
 import os
 import secrets
 import string
+import threading
 import time
 
 _API_ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -21,9 +22,19 @@ def new_id() -> str:
 
     AWS ids are 16 characters of URL-safe base64 ending in ``=`` (docs/aws-behaviour.md §3),
     which is exactly what 11 random bytes encode to. Connection ids are capabilities in the
-    security lesson (§7), so they come from the OS random source, not `random`.
+    security lesson (§7), so they come from the OS random source, not `random`, read in
+    batches.
     """
-    return base64.urlsafe_b64encode(os.urandom(11)).decode("ascii")
+    with _random_lock:
+        if len(_random) < 11:  # one system call per 512 ids: each call hands the GIL away
+            _random.extend(os.urandom(11 * 512))
+        raw = bytes(_random[:11])
+        del _random[:11]
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+_random = bytearray()  # bytes from the OS random source, not yet used
+_random_lock = threading.Lock()
 
 
 def new_api_id() -> str:
