@@ -213,6 +213,8 @@ class Invoker:
     # The call (on a worker) ------------------------------------------------------------------
 
     def _run(self, pending: _Pending) -> None:
+        if pending.settled:  # answered "saturated" while queued: running it now only adds load
+            return
         call = pending.call
         function = call.route.function
         if call.kind is not CallKind.MESSAGE:  # messages log "message" with the function
