@@ -60,7 +60,7 @@ def epoch_ms(epoch_seconds: float) -> int:
 
 
 def request_time(epoch_seconds: float) -> str:
-    """``requestTime`` in CLF format ``dd/MMM/yyyy:HH:mm:ss +0000`` (docs/aws-behaviour.md §3, §11).
+    """``requestTime`` in CLF format ``dd/MMM/yyyy:HH:mm:ss +0000`` (docs/aws-behaviour.md §3).
 
     Month names are always English: `time.strftime("%b")` would follow the locale. The text
     of the current second is kept, since every message of that second asks for it again.
