@@ -87,12 +87,16 @@ def lab(args: list[str]) -> None:
     os.execv(BIN / "jupyter", [str(BIN / "jupyter"), "lab", *options, FIRST_LESSON, *args])
 
 
+def pytest_arguments(args: list[str]) -> list[str]:
+    """pytest's arguments for `tasks.py test ARGS`: on every core, `--quick` as a marker filter."""
+    quick = QUICK if "--quick" in args else []
+    return [*PARALLEL, *quick, *(a for a in args if a != "--quick")]
+
+
 def test(args: list[str]) -> None:
     ensure_environment(("dev",))
-    quick = "--quick" in args
-    args = [a for a in args if a != "--quick"]
     _run(BIN / "ruff", "check", ".")
-    _run(BIN / "python", "-m", "pytest", *PARALLEL, *(QUICK if quick else ()), *args)
+    _run(BIN / "python", "-m", "pytest", *pytest_arguments(args))
 
 
 def main() -> None:

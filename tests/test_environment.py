@@ -49,3 +49,12 @@ def test_environment_installs_this_repository_with_its_dev_extra():
     pip_sections = [e["pip"] for e in _environment()["dependencies"] if isinstance(e, dict)]
     assert pip_sections == [['-e ".[dev]"']]
     assert "conda-forge" in _environment()["channels"]
+
+
+def test_license_is_an_spdx_string_so_installs_print_no_deprecation_banner():
+    """setuptools >= 77 warns on a TOML-table license, and accepts the SPDX string only >= 77."""
+    pyproject = _pyproject()
+    assert isinstance(pyproject["project"]["license"], str)
+    setuptools = [Requirement(r) for r in pyproject["build-system"]["requires"]
+                  if Requirement(r).name == "setuptools"]
+    assert [r.specifier.contains("76.9") for r in setuptools] == [False]
