@@ -71,9 +71,7 @@ def ensure_environment(extras: tuple[str, ...] = ()) -> None:
     target = f".[{','.join(extras)}]" if extras else "."
     uv = _uv()
     if uv is not None:
-        env = {**os.environ, "VIRTUAL_ENV": str(VENV)}
-        env.setdefault("UV_LINK_MODE", "copy")  # no hard-link warning across file systems
-        _run(uv, "pip", "install", "--quiet", "--python", BIN / "python", "-e", target, env=env)
+        _run(uv, "pip", "install", "--quiet", "--python", BIN / "python", "-e", target)
     else:
         _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", target)
     STAMP.write_text(json.dumps({"pyproject": wanted, "extras": sorted(extras)}))
