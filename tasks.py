@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import venv
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -44,14 +45,37 @@ def _installed() -> dict:
         return {}
 
 
+def _outer_pip() -> list[str | Path] | None:
+    """This Python's own pip aimed at .venv (pip >= 22.3 has --python), or None without one.
+
+    Installing uv with it spares .venv an ensurepip run, the slowest step of its creation."""
+    try:
+        major, minor = (int(part) for part in metadata.version("pip").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    if (major, minor) < (22, 3):
+        return None
+    return [sys.executable, "-m", "pip", "--python", BIN / "python"]
+
+
+def _venv_pip() -> list[str | Path]:
+    """.venv's own pip, bootstrapped by ensurepip the first time it is needed."""
+    if subprocess.run([BIN / "python", "-m", "pip", "--version"], capture_output=True).returncode:
+        _run(BIN / "python", "-m", "ensurepip", "--default-pip", stdout=subprocess.DEVNULL)
+    return [BIN / "python", "-m", "pip"]
+
+
 def _uv() -> Path | None:
     """uv in .venv, installed by pip on first use; None when pip cannot get it (then pip works)."""
     uv = BIN / ("uv.exe" if os.name == "nt" else "uv")
+    for pip in (_outer_pip, _venv_pip):
+        command = None if uv.exists() else pip()
+        if command is not None:
+            quiet = ["--quiet", "--disable-pip-version-check"]
+            _run(*command, "install", *quiet, "uv", check=False, stderr=subprocess.DEVNULL)
     if not uv.exists():
-        pip = [BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        if _run(*pip, "uv", check=False).returncode != 0 or not uv.exists():
-            print("uv is not available: installing with pip instead", flush=True)
-            return None
+        print("uv is not available: installing with pip instead", flush=True)
+        return None
     return uv
 
 
@@ -67,13 +91,13 @@ def ensure_environment(extras: tuple[str, ...] = ()) -> None:
         extras = tuple(sorted({*extras, *done.get("extras", ())}))
     if not (BIN / "python").exists():
         print(f"Creating {VENV.relative_to(ROOT)} ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        venv.EnvBuilder(with_pip=False).create(VENV)  # pip comes with uv, or from ensurepip
     target = f".[{','.join(extras)}]" if extras else "."
     uv = _uv()
-    if uv is not None:
-        _run(uv, "pip", "install", "--quiet", "--python", BIN / "python", "-e", target)
+    if uv is not None:  # pip too, so that `%pip install` works in the notebooks
+        _run(uv, "pip", "install", "--quiet", "--python", BIN / "python", "-e", target, "pip")
     else:
-        _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", target)
+        _run(*_venv_pip(), "install", "--quiet", "-e", target)
     STAMP.write_text(json.dumps({"pyproject": wanted, "extras": sorted(extras)}))
 
 
