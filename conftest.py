@@ -1,11 +1,12 @@
-"""How the suite runs the notebooks: each copy once, in one kernel, "Run All" twice, under nbval.
+"""How the suite runs the notebooks: one kernel per copy, "Run All" twice in it, under nbval.
 
 For every `solutions/NN_*.ipynb`, two pytest files are collected (both marked `notebooks`):
 
 * the solution: nbval's own cell items (its kernel, `runtest`, output comparison with
-  `tests/nbval_sanitize.cfg`), then every cell again in the same kernel. Round 1 is exactly
-  what `pytest --nbval solutions/` checks; round 2 is "Restart and run all" a second time:
-  it must raise in the same cells as round 1 and nowhere unexpected.
+  `tests/nbval_sanitize.cfg`), then every cell again in the same kernel. Round 1 is what
+  `pytest --nbval solutions/` checks (with more patience for late output: OUTPUT_TIMEOUT);
+  round 2 is "Run All" a second time: it must raise in the same cells as round 1 and
+  nowhere unexpected.
 * its learner copy `notebooks/NN_*.ipynb` (generated from the solution; a test keeps them in
   sync): every cell twice in one kernel. Graded check cells must fail with `CheckFailed` or
   `NotDoneYet` in round 1, and cells not tagged `raises-exception` must run cleanly both times,
