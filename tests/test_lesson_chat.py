@@ -188,6 +188,7 @@ def test_the_execution_role_may_only_touch_these_tables_and_this_apis_connection
     assert statements[1]["Resource"].endswith(f":{chat.api_id}/{chat.stage}/*/@connections/*")
 
 
+@pytest.mark.slow
 def test_fifty_members_get_every_broadcast(room):
     _, gateway, _ = room
     report, crowd = run_load(gateway.url, members=50, messages=4, timeout=120)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
-import yaml
 
 from helpers.aws import LAMBDA_TRUST_POLICY, allow_api_gateway, lambda_integration_uri
 
@@ -38,18 +37,17 @@ ROUTES = {
 TWO_WAY = {"$default"}
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads !Ref, !Sub, !GetAtt... as {"Ref": ...}-style dicts (cfn-lint checks their use)."""
-
-
-_CloudFormationLoader.add_multi_constructor("!", lambda loader, tag, node: {tag: (
-    loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
-    else loader.construct_sequence(node))})
-
-
 def load_template() -> dict:
     """template.yaml as data; intrinsic functions become one-key dicts ({"Sub": "..."})."""
-    return yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)
+    import yaml  # late: only this reads YAML (PyYAML comes with JupyterLab)
+
+    class CloudFormationLoader(yaml.SafeLoader):
+        """Reads !Ref, !Sub, !GetAtt... as {"Ref": ...}-style dicts (cfn-lint checks them)."""
+
+    CloudFormationLoader.add_multi_constructor("!", lambda loader, tag, node: {tag: (
+        loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+        else loader.construct_sequence(node))})
+    return yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
 
 
 def backend_zip() -> bytes:
