@@ -27,7 +27,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from helpers.grade import sandbox
 from helpers.grade.steps import NOT_RUN, limit_output
 
-PROBE_TIMEOUT = 15  # seconds a kernel has to answer after an interrupt
+PROBE_TIMEOUT = 10  # seconds a kernel has to answer after an interrupt
 
 
 def _note(cell: nbformat.NotebookNode, status: str, message: str) -> None:
