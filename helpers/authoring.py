@@ -247,6 +247,20 @@ def _quiet_raisers(nb: NotebookNode, name: str) -> list[str]:
     ]
 
 
+def _failed_checks(nb: NotebookNode, name: str) -> list[str]:
+    """Exercise and check cells that raised in the solution: the answer or its check is wrong.
+
+    (They carry raises-exception for the learner, so nbclient does not stop on them.)
+    """
+    return [
+        f"{_where(name, i, c)}: raised in the solution: "
+        + "; ".join(f"{o.ename}: {o.evalue}" for o in c.outputs if o.output_type == "error")
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id")
+        and any(o.output_type == "error" for o in c.outputs)
+    ]
+
+
 def execute(names: Sequence[str] = (), *, root: Path = ROOT, timeout: int = CELL_TIMEOUT) -> None:
     """Re-run solution notebooks in place (cwd solutions/), then regenerate their learner copies."""
     folder = root / "solutions"
@@ -262,6 +276,9 @@ def execute(names: Sequence[str] = (), *, root: Path = ROOT, timeout: int = CELL
             raise ExecutionFailed(f"{name}: {error}") from None
         normalise_metadata(nb)
         tag_release_cells(nb)
+        failed = _failed_checks(nb, name)
+        if failed:
+            raise ExecutionFailed("\n".join(failed))
         problems = _quiet_raisers(nb, name)
         if problems:
             raise MarkupError("\n".join(problems))

@@ -18,6 +18,7 @@ from tests.grading_course import NOTEBOOK, expected_points, planted, write_solut
 ROOT = Path(__file__).resolve().parents[1]
 LEARNERS = ["right", "blank", "partial", "own-checking", "stderr", "infinite-loop"]
 LESSON = "02_create_websocket_api.ipynb"
+LESSON_SUBMISSIONS = {"lesson-right": "solutions", "lesson-blank": "notebooks"}
 CONFIG = """
 c = get_config()
 c.CourseDirectory.course_id = "websockets"
@@ -57,17 +58,23 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder = course / "submitted" / learner / "demo"
         shutil.copytree(course / "release" / "demo", folder)
         nbformat.write(planted(solutions, learner), folder / NOTEBOOK)
+    for learner, notebook in LESSON_SUBMISSIONS.items():  # a real lesson: right and blank
+        folder = course / "submitted" / learner / "lesson02"
+        shutil.copytree(course / "release" / "lesson02", folder)
+        shutil.copy(ROOT / notebook / LESSON, folder / LESSON)
     nbgrader(course, "autograde", "demo", "--create")
+    nbgrader(course, "autograde", "lesson02", "--create")
     nbgrader(course, "generate_feedback", "demo")
     return course
 
 
-def scores(course: Path) -> dict[str, float]:
+def scores(course: Path, notebook: str = "01_demo", assignment: str = "demo",
+           learners=LEARNERS) -> dict[str, float]:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as book:
-        return {learner: book.find_submission_notebook("01_demo", "demo", learner).score
-                for learner in LEARNERS}
+        return {learner: book.find_submission_notebook(notebook, assignment, learner).score
+                for learner in learners}
 
 
 @pytest.mark.notebooks
@@ -96,3 +103,19 @@ def test_release_copies_run_all_past_exercises_and_hide_hidden_tests(course: Pat
     graded = [c for c in released.cells if c.metadata.get("nbgrader", {}).get("grade")
               or c.metadata.get("nbgrader", {}).get("solution")]
     assert graded and all("raises-exception" in c.metadata.get("tags", []) for c in graded)
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(900)
+def test_a_real_lesson_scores_the_same_under_nbgrader_and_helpers_grade(
+        course: Path, tmp_path: Path) -> None:
+    from helpers.grade.__main__ import grade
+
+    nbgrader_points = scores(course, LESSON.removesuffix(".ipynb"), "lesson02",
+                             list(LESSON_SUBMISSIONS))
+    for learner, folder in LESSON_SUBMISSIONS.items():
+        (tmp_path / "in" / learner).mkdir(parents=True)
+        shutil.copy(ROOT / folder / LESSON, tmp_path / "in" / learner / LESSON)
+    results = grade(tmp_path / "in", tmp_path / "out", progress=False)
+    ours = {r.job.learner: sum(p.points for p in r.parts) for r in results}
+    assert nbgrader_points == ours == {"lesson-right": 2.0, "lesson-blank": 0.0}
