@@ -63,7 +63,7 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(course / "release" / "lesson02", folder)
         shutil.copy(ROOT / notebook / LESSON, folder / LESSON)
     nbgrader(course, "autograde", "demo", "--create")
-    nbgrader(course, "autograde", "lesson02", "--create")
+    nbgrader(course, "autograde", "lesson02", "--create", "--Execute.timeout=120")
     nbgrader(course, "generate_feedback", "demo")
     return course
 
