@@ -91,6 +91,7 @@ open("server-port", "w").write(str(server.server_address[1]))""", 3),
 EDITS = {  # submissions that change cells other than the answer
     "deleted-check": 1,     # the right answer, the first check cell deleted
     "edited-check": 0,      # a wrong answer, both check cells emptied
+    "reordered": 2,         # the right answer, the second check moved above it
 }
 
 
@@ -110,6 +111,10 @@ def planted(solutions: Path, learner: str) -> nbformat.NotebookNode:
     elif learner == "deleted-check":
         cells["double"].source = answer("return 2 * x")
         nb.cells.remove(cells["double-numbers"])
+    elif learner == "reordered":
+        cells["double"].source = answer("return 2 * x")
+        nb.cells.remove(cells["double-text"])
+        nb.cells.insert(nb.cells.index(cells["double"]), cells["double-text"])
     elif learner == "edited-check":
         cells["double"].source = answer("return 0")
         cells["double-numbers"].source = cells["double-text"].source = "pass"

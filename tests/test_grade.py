@@ -61,6 +61,7 @@ def test_every_lost_point_has_a_reason(graded: Path) -> None:
                                                "double-text": "passed"}
     assert status(graded, "not-json")["double-numbers"] == "not a notebook"
     assert status(graded, "renamed")["double-numbers"] == "not done"
+    assert status(graded, "reordered") == {"double-numbers": "passed", "double-text": "not done"}
     assert status(graded, "blank")["double-numbers"] == "not done"
     assert status(graded, "kernel-crash")["double-numbers"].startswith("not run")
     assert status(graded, "ignores-sigint")["double-numbers"].startswith("not run")

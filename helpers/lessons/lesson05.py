@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import boto3
 
 from helpers.aws import deploy_websocket_api
+from helpers.checks import check
 from helpers.client import Client
 from helpers.gateway import LocalGateway, VirtualClock
 
@@ -46,7 +47,12 @@ class ExerciseRoom:
         """Send one sendmessage; the handler's error once it has run (None if it succeeded)."""
         sender.send_json({"action": "sendmessage", **message})
         self.sent += 1
-        entry = self.gateway.log.wait_for_invocations("sendmessage", self.sent)[self.sent - 1]
+        try:
+            entries = self.gateway.log.wait_for_invocations("sendmessage", self.sent, timeout=10)
+        except TimeoutError:
+            check(False, "your sendmessage handler was still running 10 s after the message",
+                  hint="is it waiting for something? each post_to_connection returns at once")
+        entry = entries[self.sent - 1]
         return str(entry["error"]).splitlines()[-1] if entry["outcome"] != "ok" else None
 
     def id_of(self, name: str) -> str:
