@@ -122,3 +122,14 @@ def test_cli_refuses_a_missing_folder(tmp_path: Path) -> None:
                              "--out", str(tmp_path / "out")], capture_output=True, text=True,
                             cwd=ROOT)
     assert result.returncode == 2 and "is not a directory" in result.stderr
+
+
+def test_feedback_explains_each_status_and_escapes_html() -> None:
+    from helpers.grade.feedback import markdown, page
+
+    parts = [steps.Part("a", 0, 1, "timed out after 120 s", "still <running>"),
+             steps.Part("b", 1, 1, "passed")]
+    text = markdown("ann", "01_demo", parts)
+    assert text.startswith("# 01_demo: 1 / 2 points\n")
+    assert "Why: the cell ran longer than its time limit" in text
+    assert "still &lt;running&gt;" in page("ann", "01_demo", parts)

@@ -127,6 +127,11 @@ def write_outputs(results: Sequence[Result], out: Path) -> None:
             feedback.page(result.job.learner, stem, result.parts), encoding="utf-8")
 
 
+def default_jobs() -> int:
+    """Two notebooks per core: a lesson spends most of its time waiting on sockets and timers."""
+    return 2 * (os.cpu_count() or 1)
+
+
 def grade(submissions: Path, out: Path, *, solutions: Path = ROOT / "solutions",
           jobs: int | None = None, cell_timeout: float = 120, total_timeout: float = 900,
           progress: bool = True) -> list[Result]:
@@ -140,7 +145,7 @@ def grade(submissions: Path, out: Path, *, solutions: Path = ROOT / "solutions",
         helpers_dir = Path(trusted) / "helpers"  # one clean copy; each worker copies it again
         shutil.copytree(ROOT / "helpers", helpers_dir,
                         ignore=shutil.ignore_patterns("__pycache__"))
-        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
             futures = [pool.submit(grade_one, job, originals[job.notebook], helpers_dir,
                                    cell_timeout, total_timeout) for job in work]
             for future in as_completed(futures):
@@ -156,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("submissions", type=Path, help="SUBMISSIONS/<learner>/<notebook>.ipynb")
     parser.add_argument("--out", type=Path, required=True, help="where grades.csv goes")
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel notebooks (cores)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="notebooks at a time (default: 2 per core)")
     parser.add_argument("--cell-timeout", type=float, default=120)
     parser.add_argument("--total-timeout", type=float, default=900)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

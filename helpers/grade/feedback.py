@@ -11,12 +11,21 @@ from collections.abc import Sequence
 
 from helpers.grade.steps import PASSED, Part
 
-EXPLAIN = {
+EXPLAIN = {  # by status prefix
     "not done": "the exercise still holds its stub, or a name it should define is missing",
     "check cell deleted": "restore the check cell from a fresh copy of the notebook",
     "wrote to stderr": "the check cell wrote to stderr, which a grader counts as a failure",
     "kernel died": "the kernel process ended (os._exit, a crash, or running out of memory)",
+    "timed out": "the cell ran longer than its time limit: an endless loop, or waiting for "
+                 "something that never came",
+    "not run": "an earlier cell stopped the notebook, so this check could not run",
+    "not a notebook": "the file could not be read as a Jupyter notebook: submit the .ipynb",
 }
+
+
+def explain(status: str) -> str | None:
+    """Why a status cost points, in a learner's words (None: the message says it)."""
+    return next((why for prefix, why in EXPLAIN.items() if status.startswith(prefix)), None)
 
 
 def _total(parts: Sequence[Part]) -> tuple[float, float]:
@@ -37,7 +46,7 @@ def markdown(learner: str, notebook: str, parts: Sequence[Part]) -> str:
                      f"{_points(part.max_points)} ({part.status})")
         if part.status != PASSED:
             lines.append("")
-            why = EXPLAIN.get(part.status)
+            why = explain(part.status)
             if why:
                 lines.append(f"Why: {why}.")
                 lines.append("")
@@ -53,9 +62,9 @@ def page(learner: str, notebook: str, parts: Sequence[Part]) -> str:
     rows = []
     for part in parts:
         ok = part.status == PASSED
+        why = explain(part.status)
         detail = "" if ok else "".join(
-            [f"<p>Why: {html.escape(EXPLAIN[part.status])}.</p>" if part.status in EXPLAIN
-             else "",
+            [f"<p>Why: {html.escape(why)}.</p>" if why else "",
              f"<pre>{html.escape(part.message.rstrip())}</pre>" if part.message else ""])
         rows.append(
             f'<section class="{"pass" if ok else "fail"}"><h2>{"✅" if ok else "❌"} '
