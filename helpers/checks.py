@@ -30,11 +30,13 @@ import builtins
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Iterator
 from types import ModuleType, TracebackType
 from typing import Any
 
 PASS_MARK = "✅"
+LINE_WIDTH = 86  # `nbgrader validate` cuts lines at 87 characters
 _SHELL_METHODS = ("showtraceback", "_showtraceback", "run_cell", "run_cell_async",
                   "run_ast_nodes", "run_code", "showsyntaxerror")
 
@@ -58,6 +60,17 @@ class Tampered(CheckFailed):
     """Code in the notebook replaced part of the check machinery; no check can pass."""
 
 
+def wrap(message: str, width: int = LINE_WIDTH) -> str:
+    """Break lines longer than `width` at spaces, continuing at the line's indent plus two."""
+    lines = []
+    for line in message.split("\n"):
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent + "  ",
+                                   break_long_words=False, break_on_hyphens=False)
+                     if len(line) > width else line)
+    return "\n".join(lines)
+
+
 def check(condition: object, what: str, hint: str) -> None:
     """Raise CheckFailed("<what>.\\nHint: <hint>") unless `condition` is true.
 
@@ -65,7 +78,7 @@ def check(condition: object, what: str, hint: str) -> None:
     """
     __tracebackhide__ = True  # IPython leaves this frame out of the learner's traceback
     if not condition:
-        raise CheckFailed(f"{what.rstrip('.')}.\nHint: {hint}")
+        raise CheckFailed(wrap(f"{what.rstrip('.')}.\nHint: {hint}"))
 
 
 def passed(message: str) -> None:
@@ -217,11 +230,11 @@ class checking:  # lower case: used like contextlib.suppress
         __tracebackhide__ = True
         replaced = tampered()
         if replaced:
-            raise Tampered(
+            raise Tampered(wrap(
                 f"{self.name}: the notebook replaced {', '.join(replaced[:3])}, which the "
                 "checks rely on, so no check can pass.\nHint: remove that code from your "
                 "answer, restart the kernel and run all cells"
-            )
+            ))
         self.stderr.__enter__()
         return None
 
@@ -237,24 +250,25 @@ class checking:  # lower case: used like contextlib.suppress
         if error is None:
             replaced = tampered()
             if replaced:
-                raise Tampered(f"{name}: the check ran but {', '.join(replaced[:3])} changed "
-                               "while it did.\nHint: remove that code from your answer")
+                raise Tampered(wrap(f"{name}: the check ran but {', '.join(replaced[:3])} "
+                                    "changed while it did.\nHint: remove that code from your "
+                                    "answer"))
             passed(f"{name}: {self.success}")
             return False
         if isinstance(error, NotDoneYet):
             return False
         if isinstance(error, CheckFailed):
-            raise type(error)(f"{name}: {error}") from None
+            raise type(error)(wrap(f"{name}: {error}")) from None
         if isinstance(error, NotImplementedError):
-            raise NotDoneYet(
+            raise NotDoneYet(wrap(
                 f"{name}: exercise not done yet.\nHint: replace `raise NotImplementedError()` "
                 "in the exercise cell above with your code, run that cell, then this one"
-            ) from None
+            )) from None
         if isinstance(error, NameError):
-            raise NotDoneYet(
+            raise NotDoneYet(wrap(
                 f"{name}: {error}.\nHint: finish the exercise cell above and run it "
                 "(after a kernel restart, run the cells above this one again)"
-            ) from None
+            )) from None
         return False
 
 

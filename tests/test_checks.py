@@ -118,3 +118,12 @@ def test_stderr_inside_a_check_goes_to_stdout(capsys: pytest.CaptureFixture[str]
     assert "to stderr\n" in out and "a log line\n" in out
     assert out.endswith("✅ noisy: still passes\n")
     assert handler.stream is sys.stderr
+
+
+def test_long_lines_are_wrapped_for_nbgrader_validate() -> None:
+    hint = "in `except api.exceptions.GoneException:` call table.delete_item(Key=...) " * 2
+    with pytest.raises(CheckFailed) as raised, checking("sendmessage: stale ids", "ok"):
+        check(False, "the stale id is still in the table: ['ann', 'ben', 'stale0']", hint=hint)
+    lines = str(raised.value).splitlines()
+    assert max(map(len, lines)) <= 86 and lines[1].startswith("Hint: in `except")
+    assert " ".join(line.strip() for line in lines[1:]) == f"Hint: {hint}".strip()
