@@ -63,10 +63,14 @@ def check(*args, **kwargs): pass""", 0),
 import helpers.checks
 helpers.checks.check = lambda *args, **kwargs: None
 helpers.checks.checking.__exit__ = lambda self, *exc: True""", 0),
+    # edits the helpers/ it was given (only under the temporary directory: never a real checkout)
     "edited-helpers-file": (answer("return 0") + """
-import helpers.checks, pathlib
-path = pathlib.Path(helpers.checks.__file__)
-path.write_text(path.read_text().replace('if not condition:', 'if False:'))""", 0),
+import helpers.checks, pathlib, tempfile
+path = pathlib.Path(helpers.checks.__file__).resolve()
+if path.is_relative_to(pathlib.Path(tempfile.gettempdir()).resolve()):
+    path.write_text(path.read_text().replace('if not condition:', 'if False:'))
+else:
+    raise RuntimeError(f"the grader let a kernel import helpers from {path}")""", 0),
     "stderr": (answer("""import logging, sys, warnings
 logging.getLogger("learner").warning("doubling %r", x)
 warnings.warn("about to double")

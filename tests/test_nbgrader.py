@@ -5,6 +5,8 @@ hanging submissions; the points equal what `helpers.grade` gives the same submis
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +18,8 @@ import pytest
 from tests.grading_course import NOTEBOOK, expected_points, planted, write_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
-LEARNERS = ["right", "blank", "partial", "own-checking", "stderr", "infinite-loop"]
+LEARNERS = ["right", "blank", "partial", "own-checking", "patched-helpers", "edited-helpers-file",
+            "stderr", "infinite-loop"]
 LESSON = "02_create_websocket_api.ipynb"
 LESSON_SUBMISSIONS = {"lesson-right": "solutions", "lesson-blank": "notebooks"}
 CONFIG = """
@@ -33,15 +36,25 @@ pytestmark = pytest.mark.skipif(shutil.which("nbgrader") is None
 
 
 def nbgrader(course: Path, *args: str) -> str:
+    """Run nbgrader as an instructor would: kernels import the `helpers/` shipped with each
+    assignment, never this checkout's (no PYTHONPATH)."""
     command = [str(Path(sys.executable).parent / "nbgrader"), *args, "--force"]
-    done = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=600,
+                          env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
+
+
+def _checkout_helpers() -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(
+        (ROOT / "helpers").rglob("*.py")))).hexdigest()
 
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A course with two assignments: `demo` (the planted one) and lesson 02 (release only)."""
+    untouched = _checkout_helpers()
     base = tmp_path_factory.mktemp("nbgrader")
     solutions = write_solutions(base / "solutions")
     course = base / "course"
@@ -65,6 +78,7 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     nbgrader(course, "autograde", "demo", "--create")
     nbgrader(course, "autograde", "lesson02", "--create", "--Execute.timeout=120")
     nbgrader(course, "generate_feedback", "demo")
+    assert _checkout_helpers() == untouched, "a submission edited this checkout's helpers/"
     return course
 
 
