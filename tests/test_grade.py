@@ -65,6 +65,7 @@ def test_every_lost_point_has_a_reason(graded: Path) -> None:
     assert status(graded, "blank")["double-numbers"] == "not done"
     assert status(graded, "kernel-crash")["double-numbers"].startswith("not run")
     assert status(graded, "ignores-sigint")["double-numbers"].startswith("not run")
+    assert status(graded, "infinite-loop")["double-numbers"] == "not done"  # interrupted
     assert status(graded, "hardcoded") == {"double-numbers": "failed", "double-text": "passed"}
     assert all(s == "failed" for s in status(graded, "patched-helpers").values())
 

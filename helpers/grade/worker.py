@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.exceptions import DeadKernelError
 
 from helpers.grade import sandbox
 from helpers.grade.steps import NOT_RUN, limit_output
@@ -40,26 +40,46 @@ def _skipped(cell: nbformat.NotebookNode) -> bool:
     return skipped(cell)
 
 
-def _responsive(client: NotebookClient) -> bool:
-    """After an interrupt: does the kernel run a trivial cell within PROBE_TIMEOUT?"""
-    probe = nbformat.v4.new_code_cell("pass")
-    saved = client.timeout
-    client.timeout = PROBE_TIMEOUT
-    try:
-        client.execute_cell(probe, 0)
-        return True
-    except (CellTimeoutError, DeadKernelError):
-        return False
-    finally:
-        client.timeout = saved
+TIMED_OUT = "CellTimeoutError"
+
+
+class _Client(NotebookClient):
+    """nbclient, remembering whether the last cell timed out.
+
+    On a timeout nbclient interrupts the kernel and hands back an error reply at once
+    (`error_on_timeout`), and stops waiting for that cell's output after `iopub_timeout`,
+    so a kernel that ignores the interrupt cannot stall the grader or steal later output.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_timed_out = False
+        self.on_cell_executed = self._remember
+
+    def _remember(self, cell: object = None, cell_index: int = 0,
+                  execute_reply: dict | None = None) -> None:
+        content = (execute_reply or {}).get("content", {})
+        self.last_timed_out = content.get("ename") == TIMED_OUT
+
+    def run(self, cell: nbformat.NotebookNode, index: int, timeout: float) -> bool:
+        """Execute one cell within `timeout` seconds; True if it finished in time."""
+        self.timeout, self.last_timed_out = int(max(1, timeout)), False
+        self.execute_cell(cell, index)
+        return not self.last_timed_out
+
+
+def _responsive(client: _Client) -> bool:
+    """After a timeout: does the kernel run a trivial cell within PROBE_TIMEOUT?"""
+    return client.run(nbformat.v4.new_code_cell("pass"), 0, PROBE_TIMEOUT)
 
 
 def execute(nb: nbformat.NotebookNode, cwd: Path, cell_timeout: float,
             total_timeout: float) -> str | None:
     """Run `nb` in place; return a notebook-wide problem ("kernel died ..."), or None."""
-    client = NotebookClient(
+    client = _Client(
         nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
-        interrupt_on_timeout=False, record_timing=False, raise_on_iopub_timeout=False,
+        interrupt_on_timeout=True, record_timing=False, raise_on_iopub_timeout=False,
+        error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
         iopub_timeout=5, shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd)}},
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
     )
@@ -77,16 +97,13 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, cell_timeout: float,
                 problem = f"not run: the notebook used up its {total_timeout:.0f} s"
                 _note(cell, NOT_RUN, problem)
                 continue
-            client.timeout = int(max(1, min(cell_timeout, left)))
             try:
-                client.execute_cell(cell, index)
-            except CellTimeoutError:
-                _note(cell, f"timed out after {client.timeout} s",
-                      "the cell was still running when its time ran out")
-                client.km.interrupt_kernel()
-                if not _responsive(client):
-                    problem = (f"not run: the kernel ignored the interrupt after cell {index} "
-                               "timed out")
+                if not client.run(cell, index, min(cell_timeout, left)):
+                    _note(cell, f"timed out after {client.timeout} s",
+                          "the cell was still running when its time ran out")
+                    if not _responsive(client):
+                        problem = (f"not run: the kernel ignored the interrupt after cell "
+                                   f"{index} timed out")
             except DeadKernelError:
                 _note(cell, "kernel died", "the kernel process ended while this cell ran")
                 problem = f"not run: the kernel died in cell {index}"
