@@ -4,6 +4,7 @@ submissions of a small course, explains every lost point, and leaves nothing beh
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,19 @@ def test_feedback_explains_each_status_and_escapes_html() -> None:
     assert text.startswith("# 01_demo: 1 / 2 points\n")
     assert "Why: the cell ran longer than its time limit" in text
     assert "still &lt;running&gt;" in page("ann", "01_demo", parts)
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_without_namespaces_nothing_survives_either(tmp_path: Path) -> None:
+    """The fallback where user namespaces are not allowed: subreaper, kill, own temp folder."""
+    solutions = write_solutions(tmp_path / "solutions")
+    submissions = write_submissions(solutions, tmp_path / "in", ["leaves-things-behind"])
+    env = {**os.environ, "GRADE_NO_NAMESPACES": "1"}
+    done = subprocess.run([sys.executable, "-m", "helpers.grade", str(submissions), "--out",
+                           str(tmp_path / "out"), "--solutions", str(solutions), "--quiet"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert totals(tmp_path / "out")["leaves-things-behind"] == 3
+    assert subprocess.run(["pgrep", "-f", MARK], capture_output=True).stdout == b""
+    Path(f"/tmp/{MARK}").unlink(missing_ok=True)  # a literal /tmp path survives (documented)

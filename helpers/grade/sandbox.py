@@ -28,8 +28,11 @@ UNSHARE = ("unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount",
 
 @functools.cache
 def namespaces_available() -> bool:
-    """Whether `unshare` can give us private PID and mount namespaces here (probed once)."""
-    if shutil.which("unshare") is None:
+    """Whether `unshare` can give us private PID and mount namespaces here (probed once).
+
+    GRADE_NO_NAMESPACES=1 forces the fallback (process group, subreaper, own temp folder).
+    """
+    if os.environ.get("GRADE_NO_NAMESPACES") == "1" or shutil.which("unshare") is None:
         return False
     try:
         probe = subprocess.run([*UNSHARE, "sh", "-c", "mount -t tmpfs tmpfs /tmp"],
