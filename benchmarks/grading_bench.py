@@ -10,6 +10,7 @@ figures say as much about the neighbours as about the grader.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 from helpers.authoring import learner_copy
-from helpers.grade.__main__ import ROOT, grade
+from helpers.grade.__main__ import ROOT, default_jobs, grade
 
 HOSTILE = {  # the answer cell replaced by something a grader must survive
     "crash": "import os\nos._exit(1)",
@@ -73,12 +74,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--keep", type=Path, help="write submissions and grades here")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="grading-bench-") as scratch:
         base = args.keep or Path(scratch)
         build_class(base / "submitted", args.learners)
         started = time.monotonic()
         results = grade(base / "submitted", base / "graded", jobs=args.jobs)
         wall = time.monotonic() - started
+    print(f"{os.cpu_count()} cores, {args.jobs or default_jobs()} notebooks at a time; load "
+          f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     seconds = sorted(r.seconds for r in results)
     print(f"{len(results)} notebooks ({args.learners} learners) in {wall / 60:.1f} min wall; "
           f"per notebook median {statistics.median(seconds):.1f} s, "
