@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.authoring import learner_copy
+from helpers.authoring import CODE_STUB, learner_copy
 from helpers.grade.__main__ import ROOT, default_jobs, grade
 
 HOSTILE = {  # the answer cell replaced by something a grader must survive
@@ -42,10 +42,12 @@ def submission(solution: nbformat.NotebookNode, name: str, learner: int) -> str:
     if what == "blank":
         return nbformat.writes(blank)
     answers = [c for c in solution.cells if c.metadata.get("nbgrader", {}).get("solution")]
-    if what == "partial":  # the first answer right, the others left as stubs
+    if what == "partial":  # every answer right but its last solution region left a stub
+        solved = {c.id: c.source for c in answers}
+        last = answers[-1].id if answers else None
         for cell in blank.cells:
-            if answers and cell.id == answers[0].id:
-                cell.source = answers[0].source
+            if cell.id in solved:
+                cell.source = solved[cell.id] if cell.id != last else stub_last(solved[cell.id])
         return nbformat.writes(blank)
     hostile = sorted(HOSTILE)[learner // 4 % len(HOSTILE)]
     if learner // 4 % 4 == 3:
@@ -54,6 +56,15 @@ def submission(solution: nbformat.NotebookNode, name: str, learner: int) -> str:
         if answers and cell.id == answers[0].id:
             cell.source = HOSTILE[hostile]
     return nbformat.writes(blank)
+
+
+def stub_last(source: str) -> str:
+    """`source` with its last ### BEGIN/END SOLUTION region replaced by the learner's stub."""
+    lines = source.splitlines()
+    begin = max(i for i, line in enumerate(lines) if "BEGIN SOLUTION" in line)
+    end = next(i for i in range(begin, len(lines)) if "END SOLUTION" in lines[i])
+    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+    return "\n".join([*lines[:begin], *(indent + s for s in CODE_STUB), *lines[end + 1:]])
 
 
 def build_class(folder: Path, learners: int) -> None:

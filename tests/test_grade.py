@@ -151,3 +151,17 @@ def test_without_namespaces_nothing_survives_either(tmp_path: Path) -> None:
     assert totals(tmp_path / "out")["leaves-things-behind"] == 3
     assert subprocess.run(["pgrep", "-f", MARK], capture_output=True).stdout == b""
     Path(f"/tmp/{MARK}").unlink(missing_ok=True)  # a literal /tmp path survives (documented)
+
+
+def test_grading_bench_builds_a_mixed_class(tmp_path: Path) -> None:
+    from benchmarks.grading_bench import build_class
+
+    build_class(tmp_path, learners=16)
+    lesson = "05_pushing_messages.ipynb"
+    texts = {n: (tmp_path / f"learner{n:02d}" / lesson).read_text() for n in range(16)}
+    assert texts[0].strip() == (ROOT / "solutions" / lesson).read_text().strip()  # right
+    assert "raise NotImplementedError()" in texts[1]                      # blank
+    assert "HIDDEN" not in texts[1] and "HIDDEN" not in texts[2]
+    assert "post_to_connection" in texts[2] and "NotImplementedError" in texts[2]  # partial
+    assert texts[15] == "{ not a notebook"                                # hostile
+    assert "os._exit" in texts[3] or "sys.exit" in texts[3] or "class checking" in texts[3]
