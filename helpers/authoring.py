@@ -8,6 +8,9 @@ NAMES select notebooks by file name, stem or number prefix (`02`, `02_create_api
 is nbgrader's (reference/teaching-notebooks.md §2.1): `### BEGIN SOLUTION` / `### END SOLUTION`
 regions in cells marked `solution: true`, `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS` in
 cells marked `grade: true`. The builder for writing solutions lives in `helpers.nbbuild`.
+
+Exercise and check cells carry `raises-exception` in the solutions too (nbgrader makes its
+release copies from them), so `execute` checks that they did not raise in the solution.
 """
 
 from __future__ import annotations
