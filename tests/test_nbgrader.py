@@ -40,6 +40,9 @@ def nbgrader(course: Path, *args: str) -> str:
     assignment, never this checkout's (no PYTHONPATH)."""
     command = [str(Path(sys.executable).parent / "nbgrader"), *args, "--force"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # nbgrader runs `alembic` by name: the venv's bin must be on PATH even when the venv was
+    # never activated (tasks.py runs .venv/bin/python directly).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     done = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=600,
                           env=env)
     assert done.returncode == 0, done.stdout + done.stderr
