@@ -54,6 +54,11 @@ class Redactor:
             self._labels[value] = f"{kind}-{self._counts[kind]}"
         return self._labels[value]
 
+    def name(self, value: str, label: str) -> str:
+        """Show `value` as `label` from now on (e.g. a connection id as "alice")."""
+        self._labels[value] = label
+        return label
+
     def text(self, text: str) -> str:
         """Redact a string: ids seen so far or quoted as JSON ids, UUIDs, loopback ports."""
         for key, value in _JSON_ID.findall(text):
