@@ -1,4 +1,7 @@
-"""The in-process Lambda runtime: zips, isolation, environment, capture, errors, worker pool."""
+"""The in-process Lambda runtime: zips, isolation, environment, capture, errors, context.
+
+Execution environments: tests/test_execution_environments.py; the worker pool:
+tests/test_workers.py."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import re
 import sys
 import threading
 import time
+import types
 import uuid
 import zipfile
 from unittest import mock
@@ -17,6 +21,7 @@ import pytest
 
 from helpers.gateway import lambda_runtime
 from helpers.gateway.lambda_runtime import Invocation, LambdaFunction, WorkerPool
+from helpers.gateway.runtime.invocation import _request_id
 
 
 def make_zip(files: dict[str, str]) -> bytes:
@@ -37,6 +42,15 @@ def body_lines(inv: Invocation) -> list[str]:
     start = next(i for i, line in enumerate(inv.logs) if line.startswith("START "))
     end = next(i for i, line in enumerate(inv.logs) if line.startswith("END "))
     return inv.logs[start + 1 : end]
+
+
+@pytest.fixture
+def shared():
+    """A module that handlers in zips can `import lr_shared` (e.g. to share a barrier)."""
+    module = types.ModuleType("lr_shared")
+    sys.modules["lr_shared"] = module
+    yield module
+    del sys.modules["lr_shared"]
 
 
 def run_together(*calls):
@@ -114,19 +128,6 @@ def test_warm_state_survives_and_init_duration_only_on_cold_start():
     assert "Init Duration" not in second.logs[-1]
 
 
-def test_concurrent_first_invocations_load_once():
-    fn = zip_function(
-        {
-            "app.py": "import time, utils\ntime.sleep(0.05)\nutils.LOADS.append(1)\n"
-            "def handler(e, c):\n    return len(utils.LOADS)\n",
-            "utils.py": "LOADS = []\n",
-        }
-    )
-    results = run_together(*(lambda: fn.invoke({}) for _ in range(4)))
-    assert [r.result for r in results] == [1, 1, 1, 1]
-    assert sum(r.init_duration_ms is not None for r in results) == 1
-
-
 def test_module_not_found():
     inv = zip_function({"other.py": "x = 1\n"}).invoke({})
     assert not inv.ok
@@ -164,19 +165,22 @@ def test_malformed_handler_name():
     assert inv.error_type == "Runtime.MalformedHandlerName"
 
 
-def test_init_exception_is_reported_and_init_retried():
+def test_init_exception_is_reported_and_init_retried_in_a_new_environment(tmp_path):
+    flag = tmp_path / "ready"
     fn = zip_function(
         {
             "app.py": "import os\nif not os.path.exists(os.environ['FLAG']):\n"
             "    raise RuntimeError('not ready')\ndef handler(e, c):\n    return 'ok'\n"
         },
-        environment={"FLAG": os.path.join(os.path.dirname(__file__), "definitely-missing")},
+        environment={"FLAG": str(flag)},
     )
-    inv = fn.invoke({})
-    assert inv.error == "RuntimeError: not ready"
-    fn.environment["FLAG"] = __file__
-    fn._sandbox_env = None  # a new sandbox picks up the new configuration
-    assert fn.invoke({}).result == "ok"
+    failed = fn.invoke({})
+    assert failed.error == "RuntimeError: not ready"
+    assert failed.init_duration_ms is not None
+    flag.touch()
+    retried = fn.invoke({})
+    assert retried.result == "ok" and retried.init_duration_ms is not None
+    assert retried.environment != failed.environment  # Lambda resets a failed environment
 
 
 # ----------------------------------------------------------------------------- errors and logs
@@ -193,7 +197,7 @@ def test_handler_raising_gives_error_and_traceback():
     assert lines[1] == "Traceback (most recent call last):"
     assert re.match(r'  File ".*app\.py", line 2, in handler', lines[2])
     assert lines[3] == "    raise ValueError('boom')"
-    assert "lambda_runtime" not in error_line
+    assert "helpers/gateway" not in error_line  # the runtime's own frames are left out
 
 
 def test_start_end_report_lines():
@@ -211,14 +215,14 @@ def test_start_end_report_lines():
     assert inv.duration_ms >= 0
 
 
-def test_print_and_logging_captured_per_invocation_concurrently():
+def test_print_and_logging_captured_per_invocation_concurrently(shared):
     source = (
-        "import logging, sys\n"
+        "import logging, sys, lr_shared\n"
         "logger = logging.getLogger()\n"
         "logger.setLevel(logging.INFO)\n"
         "named = logging.getLogger('mylib')\n"
         "def handler(event, context):\n"
-        "    event_barrier = BARRIER\n"
+        "    event_barrier = lr_shared.barrier\n"
         "    print('hello', event['who'])\n"
         "    event_barrier.wait(2)\n"
         "    logger.info('info from %s', event['who'])\n"
@@ -231,10 +235,7 @@ def test_print_and_logging_captured_per_invocation_concurrently():
     )
     a = zip_function({"app.py": source})
     b = zip_function({"app.py": source})
-    barrier = threading.Barrier(2)
-    # load both modules, then hand the barrier to them (an event must be JSON)
-    a._ensure_loaded()[0].__globals__["BARRIER"] = barrier
-    b._ensure_loaded()[0].__globals__["BARRIER"] = barrier
+    shared.barrier = threading.Barrier(2)  # an event must be JSON: hand it over a module
     inv_a, inv_b = run_together(lambda: a.invoke({"who": "A"}), lambda: b.invoke({"who": "B"}))
     for inv, who in ((inv_a, "A"), (inv_b, "B")):
         lines = body_lines(inv)
@@ -326,7 +327,7 @@ def test_context_fields_and_remaining_time():
     assert ctx.memory_limit_in_mb == "512"  # a str, as AWS's runtime gives it
     assert ctx.log_group_name == "/aws/lambda/ctxfn"
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", ctx.log_stream_name)
-    assert ctx.log_stream_name == fn.log_stream_name
+    assert ctx.log_stream_name == inv.environment
     assert 1900 <= seen["first"] <= 2000
     assert seen["second"] <= seen["first"] - 25
 
@@ -437,7 +438,7 @@ def test_gateway_threads_never_write_to_real_streams(fixture, request):
         sys.stderr.write("stray stderr\n")
         logging.getLogger("x").error("stray log")
 
-    lambda_runtime._install_streams()  # capsys swapped sys.stdout after import
+    lambda_runtime.install()  # capsys swapped sys.stdout after import: route it again
     t = threading.Thread(target=stray, name="gateway-test-1")
     t.start()
     t.join(2)
@@ -448,16 +449,6 @@ def test_gateway_threads_never_write_to_real_streams(fixture, request):
     assert "stray stderr\n" in texts and "stray log" in texts
 
 
-def test_pool_worker_output_outside_invocation_is_kept_not_printed(capsys):
-    lambda_runtime.clear_stray_output()
-    with WorkerPool() as pool:
-        pool.submit(print, "from worker").result(2)
-        name = pool.submit(lambda: threading.current_thread().name).result(2)
-    assert capsys.readouterr().out == ""
-    assert re.fullmatch(r"gateway-worker-\d+", name)
-    assert any(entry[2].startswith("from worker") for entry in lambda_runtime.stray_output())
-
-
 def test_main_thread_output_still_reaches_stdout(capsys):
     fn = LambdaFunction.from_callable(lambda e, c: print("inside"))
     inv = fn.invoke({})
@@ -466,73 +457,13 @@ def test_main_thread_output_still_reaches_stdout(capsys):
     assert "inside" in inv.logs
 
 
-# ----------------------------------------------------------------------------- worker pool
-
-
-def test_worker_pool_keeps_serving_when_one_worker_hangs():
-    release = threading.Event()
-    pool = WorkerPool(name="gateway-worker")
-    try:
-        hung = pool.submit(release.wait)
-        fn = LambdaFunction.from_callable(lambda e, c: e["n"] * 2)
-        results = [pool.submit(fn.invoke, {"n": n}).result(2).result for n in range(5)]
-        assert results == [0, 2, 4, 6, 8]
-        assert not hung.done()
-        assert pool.size == 2
-    finally:
-        release.set()
-        pool.shutdown()
-    assert hung.result(1) is True
-
-
-def test_worker_pool_propagates_exceptions_and_shutdown_is_bounded():
-    release = threading.Event()
-    pool = WorkerPool()
-    pool.submit(release.wait)
-    with pytest.raises(ZeroDivisionError):
-        pool.submit(lambda: 1 / 0).result(2)
-    started = time.monotonic()
-    pool.shutdown(timeout=0.2)
-    assert time.monotonic() - started < 0.5
-    with pytest.raises(RuntimeError):
-        pool.submit(print)
-    release.set()
-
-
-def test_worker_pool_reuses_idle_worker():
-    with WorkerPool() as pool:
-        for _ in range(50):
-            pool.submit(int).result(2)
-        assert pool.size == 1
+# ----------------------------------------------------------------------------- ids and callers
 
 
 def test_request_ids_are_version_4_uuids():
-    import uuid
-
-    from helpers.gateway.lambda_runtime import _request_id
-
     ids = {_request_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
-
-
-def test_pool_stays_small_for_busy_work_and_grows_for_blocked_work():
-    from helpers.gateway.lambda_runtime import WorkerPool
-
-    pool = WorkerPool(name="gateway-test-growth")
-    try:
-        futures = [pool.submit(sum, range(2000)) for _ in range(300)]  # busy, never blocked
-        assert [f.result(5) for f in futures] == [sum(range(2000))] * 300
-        busy_size = pool.size
-        release = threading.Event()
-        blocked = [pool.submit(release.wait, 5) for _ in range(3)]
-        quick = pool.submit(lambda: "still served")
-        assert quick.result(2) == "still served"  # a new worker took it within grow_after
-        release.set()
-        assert all(f.result(5) for f in blocked)
-    finally:
-        pool.shutdown()
-    assert busy_size == 1
 
 
 def test_current_invocation_names_the_running_call_and_started_comes_before_the_code():
@@ -540,7 +471,8 @@ def test_current_invocation_names_the_running_call_and_started_comes_before_the_
 
     def handler(event, context):
         running = lambda_runtime.current_invocation()
-        seen.append(("handler", running.function.name, running.request_id, running.frozen))
+        seen.append(("handler", running.function.name, running.request_id, running.frozen,
+                     running.environment))
         return {"statusCode": 200}
 
     function = LambdaFunction.from_callable(handler, name="whoami")
@@ -548,8 +480,36 @@ def test_current_invocation_names_the_running_call_and_started_comes_before_the_
     outcome = function.invoke({}, started=lambda running: seen.append(("started", running)))
 
     assert outcome.ok
-    (first, started), (label, name, request_id, frozen) = seen
+    (first, started), (label, name, request_id, frozen, environment) = seen
     assert first == "started" and started.function is function
     assert (label, name, request_id, frozen) == ("handler", "whoami", outcome.request_id, False)
+    assert environment == started.environment == outcome.environment
     assert started.function.role.endswith("role/whoami-role")
     assert lambda_runtime.current_invocation() is None  # outside any handler: the account owner
+
+
+def test_many_concurrent_invocations_keep_their_own_output_and_print_nothing(capfd):
+    lambda_runtime.install()  # capfd may have swapped sys.stdout after import
+    fn = zip_function(
+        {
+            "app.py": "import logging, sys\n"
+            "def handler(event, context):\n"
+            "    print('out', event['i'])\n"
+            "    logging.warning('log %s', event['i'])\n"
+            "    sys.stderr.write(f\"err {event['i']}\\n\")\n"
+            "    return event['i']\n"
+        }
+    )
+    with WorkerPool(name="gateway-test-load", grow_after=0.001, idle_timeout=600) as pool:
+        futures = [pool.submit(fn.invoke, {"i": i}) for i in range(200)]
+        outcomes = [future.result(60) for future in futures]
+        threads = pool.size
+
+    assert [outcome.result for outcome in outcomes] == list(range(200))
+    for i, outcome in enumerate(outcomes):
+        lines = body_lines(outcome)
+        assert lines[0] == f"out {i}" and lines[1].endswith(f"\tlog {i}")
+        assert lines[2:] == [f"err {i}"]
+    # an environment serves one invocation at a time: never more of them than threads
+    assert len({outcome.environment for outcome in outcomes}) <= threads
+    assert capfd.readouterr() == ("", "")

@@ -1,0 +1,8 @@
+"""The in-process Lambda runtime, one concern per module.
+
+`environ` (per-environment `os.environ`), `output` (stdout/stderr/logging of an invocation),
+`loading` (a deployment package's modules under a private name), `environments` (a function's
+execution environments) and `invocation` (one call, as Lambda reports it). Importing them
+patches nothing; `helpers.gateway.lambda_runtime` is the public face and installs the
+process-wide hooks (`lambda_runtime.install()`).
+"""
