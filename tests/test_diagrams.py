@@ -110,3 +110,18 @@ def test_html_export_of_lesson_05_draws_its_diagram_offline():
     assert len(images) == 1
     assert "post_to_connection(bob)" in base64.b64decode(images[0]).decode()
     assert 'class="mermaid"' not in html  # nothing for the CDN script to draw
+
+
+def test_log_table_shows_each_line_of_a_traceback():
+    from helpers.gateway.display import event_table
+
+    log = EventLog()
+    log.record(0, "invoke", "A", route="$default", function="boom", outcome="error",
+               error="KeyError: 'x'", result=None, logs=[
+                   "START RequestId: 1", "[ERROR] KeyError: 'x'\nTraceback (most recent call "
+                   'last):\n  File "/var/task/lambda_function.py", line 5, in lambda_handler',
+                   "END RequestId: 1"])
+    detail = event_table(log.entries(), redactor=Redactor(), logs=True).rows[0][2]
+    assert detail.splitlines()[1:] == [
+        "    [ERROR] KeyError: 'x'", "    Traceback (most recent call last):",
+        '      File "/var/task/lambda_function.py", line 5, in lambda_handler']

@@ -33,8 +33,10 @@ def _detail(entry: Entry, redactor: Redactor, logs: bool) -> str:
         if d.get("error") and d["outcome"] == "error":
             line += f" ({_short(d['error'], 60)})"
         if logs:
-            lines = [ln for ln in d.get("logs") or () if not ln.startswith(("START", "END",
-                                                                             "REPORT"))]
+            # One row per printed line: a traceback keeps its "File ..., line N" lines.
+            lines = [part for ln in d.get("logs") or ()
+                     if not ln.startswith(("START", "END", "REPORT"))
+                     for part in ln.splitlines()]
             line += "".join(f"\n    {_short(text(ln), 100)}" for ln in lines)
         return line
     if entry.kind == "send":
