@@ -23,8 +23,19 @@ _names = iter(range(1, 1_000_000))
 class Client:
     """One WebSocket connection, e.g. `alice = Client(gateway.url, name="alice")`.
 
-    Raises `websocket.WebSocketBadStatusException` (with `.status_code`) when the handshake
-    is refused, e.g. 403 from a `$connect` handler.
+    Other keyword arguments go to `websocket.create_connection`, e.g. `origin="https://..."`
+    or `header=["User-Agent: phone/1.0"]`. Raises `websocket.WebSocketBadStatusException`
+    (with `.status_code`) when the handshake is refused, e.g. 403 from a `$connect` handler.
+
+    Receiving: `recv(timeout)` returns the next message and raises `TimeoutError` when none
+    comes in time (it says so when the connection has closed); `try_recv` returns None
+    instead; `messages` lists everything received.
+
+    Closing: `closed` tells whether the connection has ended. `close_code` and
+    `close_reason` then say how: the code of the close frame (e.g. 1001 "Going away" from
+    API Gateway, 1000 after `delete_connection`), 1005 for a close frame without a code,
+    1006 when the socket dropped without one; None while open. `wait_closed(timeout)`
+    waits for the close and returns `(close_code, close_reason)`, or raises `TimeoutError`.
     """
 
     def __init__(self, url: str, *, name: str | None = None, timeout: float = 10.0,

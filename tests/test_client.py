@@ -54,3 +54,13 @@ def test_refused_handshake_raises_with_the_status(serve):
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         Client(gateway.url)
     assert refused.value.status_code == 401
+
+
+def test_help_explains_close_code_and_timeouts():
+    import pydoc
+
+    from helpers.client import Client
+
+    text = pydoc.render_doc(Client, renderer=pydoc.plaintext)
+    for needed in ("close_code", "close_reason", "1006", "TimeoutError", "try_recv", "origin="):
+        assert needed in text, needed
