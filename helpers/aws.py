@@ -21,10 +21,11 @@ import boto3
 import moto
 from moto.core.models import MockAWS
 
-# Importing these patches moto and botocore (once): deployments, wss:// endpoints, and
-# @connections calls answered by a running local gateway.
-import helpers.gateway.interception
-import helpers.gateway.moto_gaps  # noqa: F401
+from helpers.gateway import patches
+
+# moto and botocore, completed (once): deployments, wss:// endpoints, and @connections calls
+# answered by a running local gateway (helpers.gateway.patches lists every change).
+patches.install_moto_parts()
 
 _FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -98,28 +99,88 @@ def handler_zip(source: str, filename: str = "app.py", **extra_files: str) -> by
     return buffer.getvalue()
 
 
-def lambda_role(name: str = "websocket-lambda-role") -> str:
-    """The ARN of an IAM role Lambda can assume, creating the role if needed.
+#: What AWS's managed AWSLambdaBasicExecutionRole grants: writing the function's logs.
+BASIC_EXECUTION_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": "*",
+    }],
+}
+
+
+def manage_connections_policy(region: str, account_id: str, api_id: str = "*") -> dict:
+    """An IAM policy letting a handler call ``@connections`` (post, get, delete) on one API,
+    every stage (``api_id="*"``: every WebSocket API of the account in ``region``).
+
+    The resource is ``arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/
+    @connections/{id}`` (docs/aws-behaviour.md §6.3); without such a policy a handler's
+    ``post_to_connection`` fails with ``AccessDeniedException`` (403).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": "execute-api:ManageConnections",
+            "Resource": f"arn:aws:execute-api:{region}:{account_id}:{api_id}/*/*/@connections/*",
+        }],
+    }
+
+
+def dynamodb_table_policy(region: str, account_id: str, table: str) -> dict:
+    """An IAM policy for the item operations a chat makes on one DynamoDB table."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                       "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"],
+            "Resource": f"arn:aws:dynamodb:{region}:{account_id}:table/{table}",
+        }],
+    }
+
+
+def lambda_role(
+    name: str = "websocket-lambda-role", *, api_id: str = "*", table: str | None = None
+) -> str:
+    """The ARN of an IAM role Lambda can assume, with the policies a chat handler needs.
 
     Every Lambda function runs as an *execution role*; ``create_function(Role=...)`` fails
     unless the role exists and trusts ``lambda.amazonaws.com`` (moto checks that it exists,
-    as AWS does). Real functions also attach policies to it, e.g. for DynamoDB.
+    as AWS does). What the handler may then do is what the role's policies allow. This one
+    gets three inline policies: CloudWatch Logs (``basic-execution``),
+    ``execute-api:ManageConnections`` on the ``@connections`` API of ``api_id`` (the local
+    gateway checks it, as AWS does; ``"*"``: every WebSocket API of the account, handy before
+    the API exists) and, if ``table`` is given, DynamoDB on that table. Calling it again
+    returns the same role and adds the policies for a new ``api_id`` or ``table``.
     """
     iam = boto3.client("iam")
     try:
-        return iam.get_role(RoleName=name)["Role"]["Arn"]
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
-        pass
-    role = iam.create_role(
-        RoleName=name,
-        AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY),
-        Description="Execution role for the course's WebSocket handlers",
-    )
-    return role["Role"]["Arn"]
+        arn = iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY),
+            Description="Execution role for the course's WebSocket handlers",
+        )["Role"]["Arn"]
+    account_id = arn.split(":")[4]
+    region = boto3.session.Session().region_name or "us-east-1"
+    policies = {
+        "basic-execution": BASIC_EXECUTION_POLICY,
+        "manage-connections-" + ("all-apis" if api_id == "*" else api_id):
+            manage_connections_policy(region, account_id, api_id),
+    }
+    if table:
+        policies[f"dynamodb-{table}"] = dynamodb_table_policy(region, account_id, table)
+    for policy_name, document in policies.items():
+        iam.put_role_policy(RoleName=name, PolicyName=policy_name,
+                            PolicyDocument=json.dumps(document))
+    return arn
 
 
 def lambda_integration_uri(function_arn: str, region: str) -> str:
-    """The ``IntegrationUri`` for a Lambda proxy integration (reference §1.2).
+    """The ``IntegrationUri`` for a Lambda proxy integration (docs/aws-behaviour.md §1.2).
 
     API Gateway calls Lambda's own Invoke API, whose path is
     ``/2015-03-31/functions/{FunctionArn}/invocations``; the URI names that call.
@@ -134,7 +195,7 @@ def allow_api_gateway(function_arn: str, api_id: str, route_key: str = "*") -> N
     """Let API Gateway invoke a function for one route of an API (`*`: every route).
 
     Without this resource-policy statement AWS (and the local gateway) refuse to run the
-    function: "Invalid permissions on Lambda function" (reference §1.7).
+    function: "Invalid permissions on Lambda function" (docs/aws-behaviour.md §1.7).
     """
     _, _, _, region, account, _, name = function_arn.split(":")[:7]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", route_key).strip("-") or "all"
@@ -153,6 +214,7 @@ class DeployedApi:
     stage: str
     region: str
     functions: dict[str, str]  # route key -> Lambda function name
+    role: str = ""  # the functions' execution role (ARN)
 
     @property
     def endpoint(self) -> str:
@@ -170,6 +232,7 @@ def deploy_websocket_api(
     environment: Mapping[str, str] | None = None,
     function_timeout: int = 3,
     integration_timeout_ms: int | None = None,
+    table: str | None = None,
 ) -> DeployedApi:
     """Every boto3 step of lesson 02 in one call: the API, one Lambda function per route,
     its permission, `AWS_PROXY` integration and route, `$default` route responses for the
@@ -177,12 +240,16 @@ def deploy_websocket_api(
 
     `handlers` maps route keys to handler source (a module defining `lambda_handler`).
     Lessons after 02 use this so each can focus on its own subject; lesson 02 shows the calls.
+    The functions share one execution role, ``{name}-role``, allowed to write logs, to call
+    ``@connections`` on this API only, and to use DynamoDB ``table`` if one is named.
     """
     region = boto3.session.Session().region_name or "us-east-1"
     apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
     api = apigw.create_api(Name=name, ProtocolType="WEBSOCKET",
                            RouteSelectionExpression=route_selection_expression)
-    api_id, role, answer = api["ApiId"], lambda_role(), set(two_way)
+    api_id, answer = api["ApiId"], set(two_way)
+    role = lambda_role(re.sub(r"[^\w+=,.@-]", "-", f"{name}-role")[-64:], api_id=api_id,
+                       table=table)
     functions = {}
     for route_key, source in handlers.items():
         # Function names allow letters, digits, - and _ only: "chat/join" -> "chat-join".
@@ -215,8 +282,9 @@ def deploy_websocket_api(
     apigw.create_stage(ApiId=api_id, StageName=stage)
     deployment = apigw.create_deployment(ApiId=api_id, StageName=stage)
     apigw.update_stage(ApiId=api_id, StageName=stage, DeploymentId=deployment["DeploymentId"])
-    return DeployedApi(api_id, stage, region, functions)
+    return DeployedApi(api_id, stage, region, functions, role)
 
 
-__all__ = ["LAMBDA_TRUST_POLICY", "DeployedApi", "allow_api_gateway", "deploy_websocket_api",
-           "handler_zip", "lambda_integration_uri", "lambda_role", "start_moto"]
+__all__ = ["BASIC_EXECUTION_POLICY", "LAMBDA_TRUST_POLICY", "DeployedApi", "allow_api_gateway",
+           "deploy_websocket_api", "dynamodb_table_policy", "handler_zip",
+           "lambda_integration_uri", "lambda_role", "manage_connections_policy", "start_moto"]

@@ -83,6 +83,29 @@ def test_lambda_role_is_what_create_function_needs(mocked: None) -> None:
     assert created["Role"] == role
 
 
+def test_lambda_role_grants_logs_connections_and_the_table(mocked: None) -> None:
+    iam: Any = boto3.client("iam")
+    aws.lambda_role("chat-role", api_id="abc123", table="connections")
+    names = set(iam.list_role_policies(RoleName="chat-role")["PolicyNames"])
+    assert names == {"basic-execution", "manage-connections-abc123", "dynamodb-connections"}
+    manage = iam.get_role_policy(RoleName="chat-role", PolicyName="manage-connections-abc123")
+    [statement] = manage["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "execute-api:ManageConnections"
+    assert statement["Resource"] == (
+        "arn:aws:execute-api:us-east-1:123456789012:abc123/*/*/@connections/*")
+
+
+def test_deploy_websocket_api_gives_its_functions_a_role_scoped_to_the_api(
+    mocked: None,
+) -> None:
+    api = aws.deploy_websocket_api("scoped", {"$default": "def lambda_handler(e, c): pass"})
+    lam: Any = boto3.client("lambda")
+    assert lam.get_function(FunctionName="scoped-default")["Configuration"]["Role"] == api.role
+    iam: Any = boto3.client("iam")
+    names = iam.list_role_policies(RoleName="scoped-role")["PolicyNames"]
+    assert f"manage-connections-{api.api_id}" in names
+
+
 def test_lambda_integration_uri_wraps_the_function_arn() -> None:
     arn = "arn:aws:lambda:eu-west-1:123456789012:function:chat"
     uri = aws.lambda_integration_uri(arn, "eu-west-1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,16 @@ def _server(*args: str) -> subprocess.Popen[str]:
 @pytest.fixture
 def served() -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     """A running server on a free port, its socket URL and the lines it printed so far."""
-    process = _server("--port", "0")
+    yield from _serving("--port", "0")
+
+
+@pytest.fixture
+def served_with_log() -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    yield from _serving("--port", "0", "--log")
+
+
+def _serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    process = _server(*args)
     lines: list[str] = []
     url = None
     deadline = time.monotonic() + 60
@@ -50,14 +60,128 @@ def served() -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
             process.wait(5)
 
 
-def test_help_describes_the_options() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "helpers.gateway", "--help"],
+def _quick(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with Python's import timing on: stderr then lists every module imported."""
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "helpers.gateway", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
+
+
+def _imported(stderr: str) -> set[str]:
+    return {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+def _messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not line.startswith("import time:")]
+
+
+def test_help_describes_the_options_without_importing_moto() -> None:
+    result = _quick("--help")
     assert result.returncode == 0
     for option in ("--host", "--port", "--stage", "--idle-timeout", "--max-lifetime", "--log"):
         assert option in result.stdout
+    imported = _imported(result.stderr)
+    assert "argparse" in imported  # the timing is on: the check below means something
+    assert not {m for m in imported if m.split(".")[0] in ("moto", "boto3", "botocore")}
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--port", "70000"], "port 70000 is out of range"),
+    (["--port", "-1"], "out of range"),
+    (["--port", "http"], "not a number"),
+    (["--stage", ""], "stage name '' is invalid"),
+    (["--stage", "my stage"], "is invalid"),
+    (["--stage", "x" * 129], "is invalid"),
+    (["--idle-timeout", "0"], "not a positive, finite duration"),
+    (["--idle-timeout", "-5"], "not a positive, finite duration"),
+    (["--max-lifetime", "nan"], "not a positive, finite duration"),
+    (["--max-lifetime", "inf"], "not a positive, finite duration"),
+    (["--idle-timeout", "soon"], "not a number of seconds"),
+    (["--verbose"], "unrecognized arguments"),
+])
+def test_bad_arguments_get_one_clear_line_and_exit_2(args, words) -> None:
+    result = _quick(*args)
+    assert result.returncode == 2
+    [message] = _messages(result.stderr)
+    assert message.startswith("python -m helpers.gateway: error:") and words in message
+    assert "moto" not in {m.split(".")[0] for m in _imported(result.stderr)}
+
+
+def test_a_busy_port_is_reported_before_the_api_is_built() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _quick("--port", str(port))
+    assert result.returncode == 1
+    [message] = _messages(result.stderr)
+    assert f"127.0.0.1:{port}" in message and "--port 0" in message
+    assert "moto" not in {m.split(".")[0] for m in _imported(result.stderr)}  # nothing built
+    assert result.stdout == ""
+
+
+def test_an_unknown_host_is_reported_before_the_api_is_built() -> None:
+    result = _quick("--host", "no-such-host.invalid", "--port", "0")
+    assert result.returncode == 1
+    [message] = _messages(result.stderr)
+    assert "no-such-host.invalid" in message and "--host 127.0.0.1" in message
+    assert "moto" not in {m.split(".")[0] for m in _imported(result.stderr)}
+
+
+def test_ctrl_c_during_start_up_exits_quietly() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "helpers.gateway", "--port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in process.stderr:  # wait until it is busy importing moto: start-up
+            if line.rsplit("|", 1)[-1].strip().startswith("moto."):
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert _messages(err) == ["Interrupted before the gateway started."]
+    assert "WebSocket URL" not in out
+
+
+def test_log_shows_handler_log_lines_and_shortens_long_bodies(served_with_log) -> None:
+    process, url, _ = served_with_log
+    ada = websocket.create_connection(f"{url}?name=ada", timeout=10)
+    long_text = "x" * 5000
+    ada.send(json.dumps({"action": "sendmessage", "data": long_text}))
+    assert ada.recv().endswith(long_text)
+    ada.close()
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("[close"):
+            break
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=10)
+    printed = "".join(lines)
+    assert re.search(r"^ +\| connected \S+ as ada$", printed, re.MULTILINE)  # print() in $connect
+    assert "more characters)" in printed
+    assert max(len(line) for line in lines) < 1000
+
+
+def test_without_log_a_failing_handler_still_prints_one_line(served) -> None:
+    process, url, _ = served
+    client = websocket.create_connection(url, timeout=10)
+    client.send(json.dumps({"action": "sendmessage", "data": {"not": "a string"}}))
+    assert json.loads(client.recv())["message"] == "Internal server error"
+    line = process.stdout.readline()
+    client.close()
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=10)
+    assert line.startswith("handler failed: chat-sendmessage on route sendmessage:")
+    assert "data must be a string" in line and "--log" in line
+    assert rest.strip() == "Gateway stopped. Bye."
 
 
 def test_chat_round_trip_then_sigint_stops_cleanly(served) -> None:

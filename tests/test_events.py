@@ -1,5 +1,5 @@
-"""Lambda proxy event shapes (reference §3), checked against the captured samples' keys and
-against aws-lambda-powertools' parser models."""
+"""Lambda proxy event shapes (docs/aws-behaviour.md §3), checked against the captured
+samples' keys and against aws-lambda-powertools' parser models."""
 
 from __future__ import annotations
 

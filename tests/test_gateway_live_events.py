@@ -137,4 +137,4 @@ def test_principal_and_context_reach_every_later_event(guarded):
     assert calls[0]["type"] == "REQUEST"
     assert calls[0]["methodArn"].endswith(f"{gateway.config.api_id}/dev/$connect")
     authorizers = [e["requestContext"]["authorizer"] for e in seen]
-    assert authorizers == [{"principalId": "user-1", "role": "admin", "level": 3}] * 3
+    assert authorizers == [{"principalId": "user-1", "role": "admin", "level": "3"}] * 3

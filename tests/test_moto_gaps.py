@@ -36,7 +36,7 @@ def _api(api_id: str) -> Any:
 
 
 def test_moto_still_lacks_every_operation_we_fill() -> None:
-    # Fails when a moto upgrade implements one: delete our filler for it from moto_gaps.py.
+    # Fails when a moto upgrade implements one: delete our filler from moto_gaps/responses.py.
     assert set(moto_gaps.FILLED_OPERATIONS) == moto_gaps.MISSING_IN_MOTO
 
 

@@ -216,11 +216,13 @@ def test_other_authorizer_errors_give_500(error):
     assert rules.authorizer_outcome(None, error, method_arn=ARN) == (500, None)
 
 
-def test_allow_gives_principal_and_context():
-    result = _policy(context={"role": "admin", "level": 3, "beta": True, "ratio": 0.5})
+def test_allow_gives_principal_and_stringified_context():
+    result = _policy(context={"role": "admin", "level": 3, "beta": True, "off": False,
+                              "ratio": 0.5, "nothing": None})
     assert rules.authorizer_outcome(result, None, method_arn=ARN) == (
         None,
-        {"principalId": "alice", "role": "admin", "level": 3, "beta": True, "ratio": 0.5},
+        {"principalId": "alice", "role": "admin", "level": "3", "beta": "true",
+         "off": "false", "ratio": "0.5", "nothing": None},
     )
 
 
@@ -287,7 +289,9 @@ def test_statement_may_be_a_single_object():
         {"principalId": "alice"},
         _policy(context={"nested": {"a": 1}}),
         _policy(context={"list": [1]}),
-        _policy(context={"nothing": None}),
+        _policy(context={"nested": {}}),
+        _policy(context={"ratio": float("nan")}),
+        _policy(context={"big": float("inf")}),
         _policy(context="role=admin"),
     ],
 )

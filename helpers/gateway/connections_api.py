@@ -1,15 +1,17 @@
-"""The `@connections` management API's wire format (reference section 6), without I/O.
+"""The `@connections` management API's wire format (docs/aws-behaviour.md §6), without I/O.
 
 Both doors into it use these answers: HTTP on the gateway's port
 (`/{stage}/@connections/{id}`) and boto3 clients built the AWS way, which `interception`
 answers in-process. Errors carry `x-amzn-ErrorType`, which is how botocore types them
-(reference 6: without it, `client.exceptions.GoneException` does not match).
+(without it, `client.exceptions.GoneException` does not match).
 """
 
 from __future__ import annotations
 
 import json
 from urllib.parse import unquote
+
+from . import iam_policy
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -71,3 +73,53 @@ def not_found(path: str, stage: str) -> Answer:
         f"Forbidden: no route for {path}; the @connections API lives at "
         f"/{stage}/@connections/{{connectionId}} (is the stage in your endpoint_url?)",
     )
+
+
+#: The IAM action that guards every @connections call (docs/aws-behaviour.md §6.3).
+MANAGE_CONNECTIONS = "execute-api:ManageConnections"
+
+
+def resource_arn(region: str, account_id: str, api_id: str, stage: str, method: str,
+                 connection_id: str) -> str:
+    """The resource an @connections call acts on, as IAM policies name it (§6.3)."""
+    return (f"arn:aws:execute-api:{region}:{account_id}:{api_id}/{stage}/{method}"
+            f"/@connections/{connection_id}")
+
+
+def assumed_role_arn(role_arn: str, session_name: str) -> str:
+    """Who a Lambda function is to IAM: its execution role, assumed for a session named
+    after the function (``arn:aws:sts::{account}:assumed-role/{role name}/{function}``)."""
+    parts = role_arn.split(":")
+    role_name = parts[5].rsplit("/", 1)[-1] if len(parts) > 5 else role_arn
+    account = parts[4] if len(parts) > 4 else ""
+    return f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
+
+
+def why_refused(decision: iam_policy.Decision, role_arn: str, resource: str) -> str:
+    """The emulator's explanation of an IAM refusal, with the fix (docs/aws-behaviour.md §7.4)."""
+    role_name = role_arn.rsplit("/", 1)[-1]
+    if decision.effect is iam_policy.Effect.EXPLICIT_DENY:
+        return f"an explicit Deny in role {role_name}'s policies matches, and a Deny always wins"
+    stage_arn = resource.split("/@connections/", 1)[0].rsplit("/", 1)[0]  # drop the method
+    all_connections = f"{stage_arn}/*/@connections/*"
+    why = (f"no policy of role {role_name} allows it: attach one that allows "
+           f"{MANAGE_CONNECTIONS} on {all_connections}")
+    if decision.skipped:
+        why += (f"; {decision.skipped} statement(s) with a Condition were not evaluated "
+                "(the local gateway has no request context for condition keys)")
+    return why
+
+
+def access_denied(principal_arn: str, resource: str, hint: str = "") -> Answer:
+    """403 ``AccessDeniedException``: the caller's policies do not allow ManageConnections.
+
+    Body and type as execute-api answers an IAM refusal (observed: §6.3); boto3 raises
+    ``ClientError`` with code ``AccessDeniedException``. ``hint`` is the emulator's own
+    advice, appended after AWS's sentence.
+    """
+    message = (f"User: {principal_arn} is not authorized to perform: {MANAGE_CONNECTIONS} "
+               f"on resource: {resource}")
+    if hint:
+        message += f" ({hint})"
+    headers = {"Content-Type": JSON, "x-amzn-ErrorType": "AccessDeniedException"}
+    return 403, headers, json.dumps({"Message": message}).encode()

@@ -1,7 +1,8 @@
 """The demo chat API that `python -m helpers.gateway` serves, built the way the lessons do.
 
-Everything below is ordinary boto3 under moto's `mock_aws`: a DynamoDB table, four Lambda
-functions from source strings, a WEBSOCKET API with `AWS_PROXY` integrations, routes, a
+Everything below is ordinary boto3 under moto's `mock_aws`: a DynamoDB table, an execution
+role allowed to use it and this API's `@connections`, four Lambda functions from source
+strings, a WEBSOCKET API with `AWS_PROXY` integrations, routes, a
 `$default` route response (so `$default` answers), a stage and a deployment. The handler
 sources are plain module-level strings so you can read them as the Lambda code they are.
 """
@@ -54,6 +55,8 @@ SENDMESSAGE_SOURCE = """
     def lambda_handler(event, context):
         ctx = event["requestContext"]
         data = json.loads(event.get("body") or "{}").get("data", "")
+        if not isinstance(data, str):  # the client sees "Internal server error"
+            raise ValueError(f"data must be a string, not {type(data).__name__}")
         sender = table.get_item(Key={"connectionId": ctx["connectionId"]}).get("Item", {})
         text = f"{sender.get('name', 'guest')}: {data}"
         api = boto3.client("apigatewaymanagementapi",
@@ -98,11 +101,12 @@ def create_chat_api(stage: str = "dev", region: str = "us-east-1") -> str:
     )
     lam = boto3.client("lambda", region_name=region)
     v2 = boto3.client("apigatewayv2", region_name=region)
-    role = lambda_role()
     api_id = v2.create_api(
         Name="demo-chat", ProtocolType="WEBSOCKET",
         RouteSelectionExpression="$request.body.action",
     )["ApiId"]
+    # Logs, @connections on this API, DynamoDB on the table: what the handlers do, no more.
+    role = lambda_role("demo-chat-role", api_id=api_id, table=TABLE_NAME)
     for route_key, source in ROUTES.items():
         name = "chat-" + route_key.lstrip("$")
         arn = lam.create_function(

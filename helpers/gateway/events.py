@@ -1,7 +1,9 @@
-"""Lambda proxy events exactly as API Gateway WebSocket APIs build them (reference §3).
+"""Lambda proxy events exactly as API Gateway WebSocket APIs build them.
+
+Section numbers (§3.1 ...) are those of docs/aws-behaviour.md.
 
 Each builder returns a fresh dict whose keys appear in the order of the captured AWS events
-(PT-ev, GO-ev), so a printed event in a lesson looks like one from CloudWatch. Key presence
+(§3), so a printed event in a lesson looks like one from CloudWatch. Key presence
 is part of the contract handlers are written against: ``queryStringParameters`` is absent
 without a query string (§3.1), MESSAGE events have no headers (§3.2), ``messageId`` exists
 only on MESSAGE (§3), ``identity.userAgent`` only when the client sent one (§3).
@@ -18,8 +20,8 @@ from .ids import epoch_ms, new_trace_id, request_time
 
 Pairs = Iterable[tuple[str, str]]
 
-# Headers API Gateway does not pass to the $connect integration (reference §3.1), and the ones
-# it sets itself (any client-sent value is replaced: [INFERRED], AWS does not document it).
+# Headers API Gateway does not pass to the $connect integration (§3.1), and the ones
+# it sets itself (any client-sent value is replaced: *inferred*: AWS does not document it).
 _HOP_BY_HOP = frozenset({"connection", "upgrade"})
 _GATEWAY_SET = frozenset(
     {"host", "x-amzn-trace-id", "x-forwarded-for", "x-forwarded-port", "x-forwarded-proto"}
@@ -28,7 +30,7 @@ _GATEWAY_SET = frozenset(
 
 @dataclass(frozen=True)
 class ConnectionContext:
-    """What stays the same in every event of one connection (reference §3)."""
+    """What stays the same in every event of one connection (§3)."""
 
     connection_id: str
     connected_at: float  # epoch seconds; events carry it as integer ms (`connectedAt`)
@@ -57,9 +59,9 @@ def _request_context(
     disconnect: tuple[int, str] | None = None,
     with_authorizer: bool = True,
 ) -> dict[str, Any]:
-    """``requestContext`` in the captured key order (PT-ev, GO-ev; reference §3.1-3.3).
+    """``requestContext`` in the captured key order (§3.1-3.3).
 
-    ``authorizer`` (reference §3, §7) has no captured position; it goes before ``eventType``.
+    ``authorizer`` (§3, §7) has no captured position; it goes before ``eventType``.
     """
     ctx: dict[str, Any] = {"routeKey": route_key}
     if message_id is not None:
@@ -69,7 +71,7 @@ def _request_context(
     if with_authorizer and conn.authorizer is not None:
         ctx["authorizer"] = dict(conn.authorizer)
     ctx["eventType"] = event_type
-    ctx["extendedRequestId"] = request_id  # requestId == extendedRequestId (reference §3)
+    ctx["extendedRequestId"] = request_id  # requestId == extendedRequestId (§3)
     ctx["requestTime"] = request_time(now)
     ctx["messageDirection"] = "IN"
     if disconnect is not None:
@@ -93,12 +95,12 @@ def _handshake_headers(
     trace_id: str | None,
     for_authorizer: bool,
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """``headers`` and ``multiValueHeaders`` of the upgrade request (reference §3.1, §3.4).
+    """``headers`` and ``multiValueHeaders`` of the upgrade request (§3.1, §3.4).
 
     Names keep the client's spelling (the first one seen, when a name repeats in another case);
     ``headers`` holds the last value of a repeated header, ``multiValueHeaders`` all of them,
     as in REST proxy events. Names are sorted case-insensitively, which is the order every
-    captured event shows (PT-ev Connect and authorizer, FIX-idle) [OBS].
+    captured event shows (*observed*, §3.1, §3.4).
     """
     grouped: dict[str, tuple[str, list[str]]] = {}
     for name, value in headers:
@@ -114,7 +116,7 @@ def _handshake_headers(
         "x-forwarded-proto": ("X-Forwarded-Proto", "https"),
     }
     if for_authorizer and "content-length" not in grouped:
-        added["content-length"] = ("content-length", "0")  # PT-ev authorizer (§3.4)
+        added["content-length"] = ("content-length", "0")  # observed (§3.4)
     for lower, (name, value) in added.items():
         grouped[lower] = (name, [value])
     single: dict[str, str] = {}
@@ -127,7 +129,7 @@ def _handshake_headers(
 
 
 def _query(query: Pairs) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """``queryStringParameters`` (last value wins) and the multi-value form (reference §3.1)."""
+    """``queryStringParameters`` (last value wins) and the multi-value form (§3.1)."""
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in query:
@@ -145,7 +147,7 @@ def connect_event(
     now: float,
     trace_id: str | None = None,
 ) -> dict[str, Any]:
-    """The ``$connect`` event (reference §3.1).
+    """The ``$connect`` event (§3.1).
 
     ``headers`` are the handshake headers as the client sent them; ``Connection``/``Upgrade``
     are dropped and ``Host``/``X-Amzn-Trace-Id``/``X-Forwarded-*`` are API Gateway's. Both
@@ -177,7 +179,7 @@ def message_event(
     message_id: str,
     now: float,
 ) -> dict[str, Any]:
-    """A MESSAGE event for a custom route or ``$default`` (reference §3.2).
+    """A MESSAGE event for a custom route or ``$default`` (§3.2).
 
     No headers at all; ``body`` is the frame's text unchanged; ``messageId`` appears only here.
     """
@@ -203,7 +205,7 @@ def disconnect_event(
     request_id: str,
     now: float,
 ) -> dict[str, Any]:
-    """The ``$disconnect`` event (reference §3.3): fixed placeholder headers, code and reason."""
+    """The ``$disconnect`` event (§3.3): fixed placeholder headers, code and reason."""
     single = {
         "Host": conn.domain_name,
         "x-api-key": "",
@@ -233,7 +235,7 @@ def method_arn(
     region: str = DEFAULT_REGION,
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> str:
-    """``arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{routeKey}`` (reference §7, §11)."""
+    """``arn:aws:execute-api:{region}:{account}:{apiId}/{stage}/{routeKey}`` (§1.7, §3.4)."""
     return f"arn:aws:execute-api:{region}:{account_id}:{api_id}/{stage}/{route_key}"
 
 
@@ -249,7 +251,7 @@ def authorizer_event(
     account_id: str = DEFAULT_ACCOUNT_ID,
     trace_id: str | None = None,
 ) -> dict[str, Any]:
-    """The REQUEST authorizer's event on ``$connect`` (reference §3.4, PT-ev authorizer).
+    """The REQUEST authorizer's event on ``$connect`` (§3.4).
 
     Unlike the ``$connect`` event, headers keep ``Connection``/``Upgrade`` and gain
     ``content-length: 0``; empty query and stage variables are ``{}``, not absent; there is

@@ -15,12 +15,19 @@ including clients created before this module was imported:
   that at class level.
 
 The per-request cost when nothing is registered is one substring test.
+
+A call made from inside a handler is checked against the function's execution role first
+(docs/aws-behaviour.md §6.3): it needs ``execute-api:ManageConnections`` on the call's
+``@connections`` ARN, or boto3 raises ``AccessDeniedException`` (403) and the gateway's log
+records the refusal. Calls from outside any handler are the account owner's: allowed.
+`helpers.gateway.patches` installs the hooks (`install`) and can take them out.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -30,11 +37,10 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from moto.core.botocore_stubber import BotocoreStubber
 
-from . import registry
+from . import connections_api, iam_policy, patches, registry
 
-_MARK = "_helpers_interception"
 _CONNECTIONS_URL = re.compile(
-    r"^https?://(?P<api_id>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com"
+    r"^https?://(?P<api_id>[a-z0-9]+)\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com"
     r"/(?P<stage>[^/?#]+)/(?:@|%40)connections/(?P<connection_id>[^/?#]+)/?(?:[?#]|$)"
 )
 
@@ -66,12 +72,55 @@ def answer(method: str, url: str, body: Any) -> tuple[int, dict[str, str], bytes
     match = _CONNECTIONS_URL.match(url)
     if match is None:
         return _endpoint_mistake(url)
-    target = registry.lookup(match["api_id"], unquote(match["stage"]))
+    stage = unquote(match["stage"])
+    target = registry.lookup(match["api_id"], stage)
     if target is None:
         return None
-    return target.handle_management(
-        method.upper(), unquote(match["connection_id"]), _body_bytes(body)
-    )
+    method, connection_id = method.upper(), unquote(match["connection_id"])
+    refused = _refusal(target, match["region"], match["api_id"], stage, method, connection_id)
+    if refused is not None:
+        return refused
+    return target.handle_management(method, connection_id, _body_bytes(body))
+
+
+def _running_role() -> tuple[str, str] | None:
+    """(execution role ARN, function name) of the handler running on this thread, if any."""
+    runtime = sys.modules.get("helpers.gateway.lambda_runtime")  # not loaded: no handler runs
+    invocation = runtime.current_invocation() if runtime is not None else None
+    if invocation is None or not invocation.function.role:
+        return None
+    return invocation.function.role, invocation.function.name
+
+
+def _refusal(target: Any, region: str, api_id: str, stage: str, method: str,
+             connection_id: str) -> tuple[int, dict[str, str], bytes] | None:
+    """AWS's 403 if the running handler's role may not make this call, else None."""
+    running = _running_role()
+    if running is None:
+        return None
+    role, function_name = running
+    from .moto_gaps import iam  # moto is loaded: a role-bearing function comes from moto
+
+    account = getattr(getattr(target, "config", None), "account_id", None) or role.split(":")[4]
+    resource = connections_api.resource_arn(region, account, api_id, stage, method,
+                                            connection_id)
+    try:
+        documents = iam.role_policy_documents(role)
+    except iam.RoleNotFound:
+        documents, problem = [], f"the execution role {role} does not exist in IAM"
+    else:
+        problem = ""
+    decision = iam_policy.evaluate(documents, connections_api.MANAGE_CONNECTIONS, resource)
+    if decision.allowed:
+        return None
+    if not problem:
+        problem = connections_api.why_refused(decision, role, resource)
+    log, clock = getattr(target, "log", None), getattr(target, "clock", None)
+    if log is not None and clock is not None:
+        log.record(clock.time(), "refused", connection_id, op=method.lower(), status=403,
+                   function=function_name, reason=problem)
+    principal = connections_api.assumed_role_arn(role, function_name)
+    return connections_api.access_denied(principal, resource, problem)
 
 
 _NO_STAGE = re.compile(
@@ -123,21 +172,13 @@ def _wrap_send(original: Any) -> Any:
     return _send
 
 
-def _patch(owner: type, name: str, wrapper: Any) -> None:
-    current = getattr(owner, name)
-    if not getattr(current, _MARK, False):
-        patched = wrapper(current)
-        patched.__wrapped__ = current  # lets tests simulate "before this module was imported"
-        setattr(patched, _MARK, True)
-        setattr(owner, name, patched)
+def install() -> None:
+    """Install both hooks (idempotent; `patches.uninstall` removes them)."""
+    patches.replace(BotocoreStubber, "process_request", _wrap_process_request)
+    patches.replace(botocore.endpoint.Endpoint, "_send", _wrap_send)
 
 
-def apply() -> None:
-    """Install both hooks (idempotent). Runs on import."""
-    _patch(BotocoreStubber, "process_request", _wrap_process_request)
-    _patch(botocore.endpoint.Endpoint, "_send", _wrap_send)
+apply = install  # the earlier name
+patches.install_if_deferred(__name__)  # imported first thing: `import helpers.gateway` asked
 
-
-apply()
-
-__all__ = ["answer", "apply"]
+__all__ = ["answer", "apply", "install"]

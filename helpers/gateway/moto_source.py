@@ -1,5 +1,7 @@
 """Reads a deployed WebSocket API stage out of moto, for the local gateway's data plane.
 
+Section numbers (§1.2 ...) are those of docs/aws-behaviour.md.
+
 The lessons build APIs with boto3 under ``mock_aws``; the gateway serves what is *deployed*
 (`moto_gaps` snapshots deployments). `api_config` turns one stage into a `config.ApiConfig`;
 `revision` is the cheap "has anything changed?" check the gateway makes on every connection
@@ -31,7 +33,7 @@ from . import moto_gaps
 from . import protocol_rules as rules
 from .config import DEFAULT_INTEGRATION_TIMEOUT, ApiConfig, Authorizer, Route
 
-#: Both IntegrationUri forms AWS accepts for a Lambda proxy integration (reference §1.2).
+#: Both IntegrationUri forms AWS accepts for a Lambda proxy integration (§1.2).
 _LAMBDA_ARN = r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(?::[^/]+)?"
 _URI = re.compile(
     rf"^(?:arn:aws[a-z-]*:apigateway:[a-z0-9-]+:lambda:path/2015-03-31/functions/"
@@ -304,7 +306,7 @@ def _failed(name: str, problem: str, error_type: str = "LocalGatewayIntegrationE
 
 
 def _source_arn(event: dict[str, Any], region: str, account_id: str) -> str | None:
-    """The `execute-api` ARN API Gateway invokes a route's function as (reference §1.7).
+    """The `execute-api` ARN API Gateway invokes a route's function as (§1.7).
 
     None for authorizer events: their permission (`.../authorizers/{id}`) is not checked here.
     """

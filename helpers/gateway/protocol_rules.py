@@ -8,10 +8,11 @@ cited against the reference (sections 2.3, 4, 5, 7).
 from __future__ import annotations
 
 import json
-import re
+import math
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any, NamedTuple
+
+from . import iam_policy
 
 # --- Limits (reference §5) ---------------------------------------------------------------
 
@@ -190,45 +191,50 @@ def message_reply(
     return error_frame(INTERNAL_SERVER_ERROR, connection_id, request_id), problem
 
 
-# --- Lambda authorizer (reference §4.1, §7) ------------------------------------------------
+# --- Lambda authorizer (docs/aws-behaviour.md §4.1, §7) -----------------------------------
 
 UNAUTHORIZED = 401
 DENIED = 403
 AUTHORIZER_FAILED = 500
 
 
-@lru_cache(maxsize=256)
-def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    """IAM-style wildcards: ``*`` is any run of characters, ``?`` any one character."""
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _statement_matches(statement: Mapping[str, Any], method_arn: str) -> bool:
-    actions = _as_list(statement.get("Action"))
-    resources = _as_list(statement.get("Resource"))
-    # IAM matches actions case-insensitively and resources case-sensitively.
-    return any(
-        isinstance(a, str) and _glob(a, True).fullmatch("execute-api:Invoke") for a in actions
-    ) and any(isinstance(r, str) and _glob(r, False).fullmatch(method_arn) for r in resources)
-
-
 def _context_ok(context: Any) -> bool:
+    """Strings, numbers, booleans (and null, observed kept) only: AWS fails the authorizer on
+    an object or array value (docs/aws-behaviour.md §7.2). NaN and infinities are not JSON."""
     if context is None:
         return True
     if not isinstance(context, Mapping):
         return False
-    return all(isinstance(v, str | int | float) for v in context.values())  # bool is an int
+    return all(
+        value is None
+        or isinstance(value, str | int)  # bool is an int
+        or (isinstance(value, float) and math.isfinite(value))
+        for value in context.values()
+    )
+
+
+def stringify_context_value(value: Any) -> str | None:
+    """How a context value reaches later events: as text (docs/aws-behaviour.md §7.2).
+
+    ``123`` -> ``"123"``, ``True`` -> ``"true"`` (AWS's examples); a float is its JSON text,
+    ``0.5`` -> ``"0.5"`` (inferred: AWS reads the function's JSON answer); null stays null
+    (observed on REST proxy events).
+    """
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def authorizer_outcome(
     result: Any, error: str | None, *, method_arn: str
 ) -> tuple[int | None, dict[str, Any] | None]:
-    """Whether the handshake may proceed, given the authorizer's answer (§4.1, §7).
+    """Whether the handshake may proceed, given the authorizer's answer.
+
+    docs/aws-behaviour.md §4.1 and §7.
 
     Returns ``(status, principal)``: ``status`` None means allowed, and ``principal`` is then
     ``requestContext.authorizer`` for every event of the connection,
@@ -236,14 +242,12 @@ def authorizer_outcome(
 
     - 401 when the authorizer raised an error whose message is exactly ``"Unauthorized"``;
     - 500 for any other error, or a malformed answer: not a dict, no string
-      ``principalId``, no ``policyDocument``, or a ``context`` value that is not a string,
-      number or boolean (D-authout forbids objects and arrays there; null is refused too)
-      [INFERRED: REST APIs answer such output with 500];
+      ``principalId``, no ``policyDocument``, or a ``context`` value that is an object or
+      an array (AWS: AuthorizerConfigurationException, 500; docs/aws-behaviour.md §7.2);
     - 403 when any statement denies ``execute-api:Invoke`` on ``method_arn``, or none allows
       it. ``Action`` and ``Resource`` may be strings or lists, with ``*``/``?`` wildcards.
 
-    Context values keep their JSON types in the proxy event (§7 says only mapping templates
-    stringify them).
+    Context values arrive stringified (`stringify_context_value`): ``3`` as ``"3"``.
     """
     if error is not None:
         return (UNAUTHORIZED if error == "Unauthorized" else AUTHORIZER_FAILED), None
@@ -256,16 +260,12 @@ def authorizer_outcome(
         return AUTHORIZER_FAILED, None
     if not _context_ok(context):
         return AUTHORIZER_FAILED, None
-    statements = [s for s in _as_list(policy.get("Statement")) if isinstance(s, Mapping)]
-    matching = [s for s in statements if _statement_matches(s, method_arn)]
-    if any(s.get("Effect") == "Deny" for s in matching):
-        return DENIED, None
-    if not any(s.get("Effect") == "Allow" for s in matching):
+    if not iam_policy.evaluate([policy], "execute-api:Invoke", method_arn).allowed:
         return DENIED, None
     principal: dict[str, Any] = {"principalId": principal_id}
     for key, value in (context or {}).items():
         if key != "principalId":
-            principal[str(key)] = value
+            principal[str(key)] = stringify_context_value(value)
     return None, principal
 
 
@@ -337,7 +337,7 @@ def invoke_allowed(statements: Iterable[Mapping[str, Any]], source_arn: str) -> 
                 for key, value in values.items():
                     if key.lower() == "aws:sourcearn":
                         patterns += _as_list(value)
-        if patterns and not any(_glob(p, False).fullmatch(source_arn) for p in patterns):
+        if patterns and not any(iam_policy.wildcard_match(p, source_arn) for p in patterns):
             continue
         if statement.get("Effect") == "Deny":
             return False

@@ -12,6 +12,13 @@ from typing import Protocol
 
 
 class ManagementTarget(Protocol):
+    """A running gateway, as `interception` uses it.
+
+    Besides `handle_management`, `interception` reads (if present) ``config.account_id`` for
+    the IAM resource ARN and records refusals with ``log.record(clock.time(), "refused", ...)``
+    (docs/aws-behaviour.md §6.3).
+    """
+
     def handle_management(
         self, method: str, connection_id: str, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
