@@ -17,32 +17,6 @@ from helpers.client import Client
 from helpers.gateway import LocalGateway
 
 SORRY = "Sorry, I didn't understand that command."
-#: AWS on IAM for WebSocket APIs: the `@connections` resource ARN format.
-IAM_DOCS = "https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html"
-
-
-def execution_policy(table_arn: str, api_id: str, stage: str, region: str,
-                     account: str) -> dict:
-    """The least-privilege policy a chat backend's execution role needs on AWS.
-
-    Its own table only; `execute-api:ManageConnections` on this API's stage's `@connections`
-    (POST to push, GET to inspect, DELETE to hang up: IAM_DOCS); CloudWatch Logs for `print`,
-    as AWS's managed AWSLambdaBasicExecutionRole grants. Without these a first real
-    deployment fails with AccessDenied where the local run worked.
-    """
-    connections = f"arn:aws:execute-api:{region}:{account}:{api_id}/{stage}"
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "ConnectionsTable", "Effect": "Allow",
-         "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem",
-                    "dynamodb:Query", "dynamodb:Scan"],
-         "Resource": table_arn},
-        {"Sid": "PushToClients", "Effect": "Allow", "Action": "execute-api:ManageConnections",
-         "Resource": [f"{connections}/{method}/@connections/*"
-                      for method in ("POST", "GET", "DELETE")]},
-        {"Sid": "Logs", "Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": "*"},
-    ]}
 _runs = itertools.count(1)
 
 
