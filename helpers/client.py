@@ -23,8 +23,8 @@ _names = iter(range(1, 1_000_000))
 class Client:
     """One WebSocket connection, e.g. `alice = Client(gateway.url, name="alice")`.
 
-    Other keyword arguments go to `websocket.create_connection`, e.g. `origin="https://..."`
-    or `header=["User-Agent: phone/1.0"]`. Raises `websocket.WebSocketBadStatusException`
+    Other keyword arguments go to `websocket.create_connection`, e.g. `origin="https://..."`,
+    `header=["User-Agent: phone/1.0"]` or `subprotocols=["chat.v1"]` (see `subprotocol`). Raises `websocket.WebSocketBadStatusException`
     (with `.status_code`) when the handshake is refused, e.g. 403 from a `$connect` handler.
 
     Receiving: `recv(timeout)` returns the next message and raises `TimeoutError` when none
@@ -54,6 +54,11 @@ class Client:
         self._reader = threading.Thread(target=self._read, name=f"client-{self.name}",
                                         daemon=True)
         self._reader.start()
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The `Sec-WebSocket-Protocol` the server chose from `subprotocols=[...]`, if any."""
+        return self._ws.getsubprotocol()
 
     def __repr__(self) -> str:
         state = f"closed {self.close_code}" if self.closed else "open"
