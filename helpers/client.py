@@ -24,8 +24,9 @@ class Client:
     """One WebSocket connection, e.g. `alice = Client(gateway.url, name="alice")`.
 
     Other keyword arguments go to `websocket.create_connection`, e.g. `origin="https://..."`,
-    `header=["User-Agent: phone/1.0"]` or `subprotocols=["chat.v1"]` (see `subprotocol`). Raises `websocket.WebSocketBadStatusException`
-    (with `.status_code`) when the handshake is refused, e.g. 403 from a `$connect` handler.
+    `header=["User-Agent: phone/1.0"]` or `subprotocols=["chat.v1"]` (see `subprotocol`).
+    Raises `websocket.WebSocketBadStatusException` (with `.status_code`) when the handshake
+    is refused, e.g. 403 from a `$connect` handler.
 
     Receiving: `recv(timeout)` returns the next message and raises `TimeoutError` when none
     comes in time (it says so when the connection has closed); `try_recv` returns None
