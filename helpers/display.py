@@ -142,6 +142,7 @@ class Table:
         def esc(text: str) -> str:
             text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             text = text.replace("$", "\\$")  # else JupyterLab renders $route ... $route as math
+            text = text.replace("*", "\\*")  # else an ARN's "/*/*/" turns into italics
             return text.replace("|", "\\|").replace("\n", "<br>")
 
         lines = [f"**{esc(self.title)}**", ""] if self.title else []
