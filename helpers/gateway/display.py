@@ -37,7 +37,7 @@ def _detail(entry: Entry, redactor: Redactor, logs: bool) -> str:
             lines = [part for ln in d.get("logs") or ()
                      if not ln.startswith(("START", "END", "REPORT"))
                      for part in ln.splitlines()]
-            line += "".join(f"\n    {_short(text(ln), 100)}" for ln in lines)
+            line += "".join(f"\n    {_short(text(ln), 200)}" for ln in lines)
         return line
     if entry.kind == "send":
         return f"out ({d['via']}) {_short(text(d['body']), 70)!r}"
