@@ -48,6 +48,7 @@ class Client:
         self._inbox: queue.Queue[str] = queue.Queue()
         self._received: list[str] = []
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified on every message
         self._closed = threading.Event()
         self._closing = False
         self.close_code: int | None = None
@@ -108,14 +109,10 @@ class Client:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
         """Wait until `count` messages have arrived in all; returns them."""
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if len(self._received) >= count:
-                break
-            deadline.wait(0.01)
-        if len(self._received) < count:
-            raise TimeoutError(f"{self.name} has {len(self._received)} of {count} messages")
-        return self.messages
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self._received) >= count, timeout):
+                raise TimeoutError(f"{self.name} has {len(self._received)} of {count} messages")
+            return list(self._received)
 
     # Closing --------------------------------------------------------------------------
 
@@ -178,8 +175,9 @@ class Client:
             self._closed.set()
 
     def _deliver(self, text: str) -> None:
-        with self._lock:
+        with self._arrived:
             self._received.append(text)
+            self._arrived.notify_all()
         self._inbox.put(text)
 
 
