@@ -1,6 +1,6 @@
 """Deterministic displays for the notebooks: tables and JSON with the random parts redacted.
 
-nbval compares every stored output as text (reference/teaching-notebooks.md §1.3), so anything
+nbval compares every stored output as text (nbval.readthedocs.io), so anything
 shown must be identical on every run: connection, request and API ids, ports, trace ids and
 timestamps are replaced here, at the source, by stable labels ("conn-1", "req-1", "api-1",
 "PORT") and placeholders ("<requestTime>"). Each rich display has exactly one rich MIME type
