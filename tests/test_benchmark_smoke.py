@@ -20,6 +20,8 @@ METRIC_LINES = (
     "throughput",
     "push latency",
     "connect time",
+    "connect rate",
+    "chat load",
     "fan-out",
     "dynamodb scan (moto)",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import socket
 import threading
 import time
@@ -81,19 +82,25 @@ def test_idle_timeout_fires_live_on_the_real_clock(serve):
     gateway = serve({"$default": ok}, idle_timeout=0.3)
     client = Client(gateway.url)
     started = time.monotonic()
-    assert client.wait_closed(timeout=3) == (1001, "Going away")
-    assert 0.25 <= time.monotonic() - started < 2.5
+    assert client.wait_closed(timeout=10) == (1001, "Going away")
+    assert time.monotonic() - started >= 0.25  # real time is the point: never early
 
 
 # 12. Load and faults ------------------------------------------------------------------------
 
 
-def test_per_connection_message_order_is_preserved(serve):
+def test_fast_handlers_answer_in_order_in_practice(serve):
+    """Each message is its own invocation and AWS does not promise order
+    (docs/aws-behaviour.md §4.3a), but calls start in arrival order, so fast answers keep it:
+    a rare overtaking (a thread descheduled on a loaded machine) is all we tolerate."""
     gateway = serve({"$default": echo}, two_way=["$default"])
     client = Client(gateway.url)
     for n in range(200):
         client.send(str(n))
-    assert [client.recv() for _ in range(200)] == [str(n) for n in range(200)]
+    answers = [int(client.recv()) for _ in range(200)]
+    assert sorted(answers) == list(range(200))
+    overtaken = sum(1 for a, b in itertools.pairwise(answers) if a > b)
+    assert overtaken <= 5, answers
 
 
 def test_200_concurrent_clients_are_served(serve):
@@ -121,7 +128,8 @@ def test_a_hung_handler_affects_only_its_own_request(serve):
     stuck.send("hang")
     for client in others:
         client.send("fine")
-    assert [c.recv(timeout=0.4) for c in others] == ["fine"] * 5
+    assert [c.recv() for c in others] == ["fine"] * 5  # answered while "hang" still hangs
+    assert not release.is_set()
     assert stuck.recv_json()["message"] == "Endpoint request timed out"
     release.set()
 
@@ -180,9 +188,15 @@ def test_stop_joins_threads_and_frees_the_port():
     client.recv()
     gateway.stop()
     client.wait_closed()
-    time.sleep(0.1)
-    leftover = {t.name for t in threading.enumerate()} - before
-    assert not any(name.startswith(gateway._name) for name in leftover), leftover
+
+    def leftover() -> set[str]:
+        names = {t.name for t in threading.enumerate()} - before
+        return {name for name in names if name.startswith(gateway._name)}
+
+    deadline = time.monotonic() + 10  # idle workers exit as soon as they see the stop
+    while leftover() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not leftover(), leftover()
     again = LocalGateway.from_handlers({"$default": echo}, port=gateway.port).start()
     assert again.port == gateway.port  # the port is free for a new gateway
     again.stop()

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
     APIGatewayAuthorizerResponseWebSocket,
 )
 
+from helpers.gateway import defaults
 from helpers.gateway import protocol_rules as rules
 
 ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123defg/prod/$connect"
@@ -20,11 +21,12 @@ CID, RID = "VNRUSeldSwMCIRQ=", "VNRXVFJOywMF3-Q="
 
 
 def test_limits_match_the_quota_table():
-    assert rules.MAX_FRAME_BYTES == 32768
-    assert rules.MAX_MESSAGE_BYTES == 131072
-    assert rules.MAX_POST_BYTES == 131072
-    assert rules.IDLE_TIMEOUT == 600
-    assert rules.MAX_LIFETIME == 7200
+    assert defaults.MAX_FRAME_BYTES == 32768
+    assert defaults.MAX_MESSAGE_BYTES == 131072
+    assert defaults.MAX_POST_BYTES == 131072
+    assert defaults.IDLE_TIMEOUT == 600
+    assert defaults.MAX_LIFETIME == 7200
+    assert (defaults.INTEGRATION_TIMEOUT, defaults.FUNCTION_TIMEOUT) == (29, 3)
 
 
 def test_documented_close_codes_and_reasons():

@@ -11,6 +11,7 @@ effects (closes, `$disconnect` invocations) are complete. So a lesson can show t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import threading
@@ -33,12 +34,14 @@ class Clock(Protocol):
     def call_later(
         self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
     ) -> TimerHandle:
-        """Run `await callback()` on `loop` after `delay` seconds of this clock's time."""
+        """Run `await callback()` on `loop` after `delay` seconds of this clock's time.
+
+        Any thread may call it, and cancel the handle it returns."""
         ...
 
 
 class RealClock:
-    """Wall-clock time; timers are the event loop's own."""
+    """Wall-clock time; timers are the event loop's own, set and cancelled from any thread."""
 
     def time(self) -> float:
         return time.time()
@@ -46,10 +49,48 @@ class RealClock:
     def call_later(
         self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
     ) -> TimerHandle:
-        return loop.call_later(max(delay, 0.0), lambda: loop.create_task(callback()))
+        return _RealTimer(max(delay, 0.0), callback, loop)
 
     def __repr__(self) -> str:
         return "RealClock()"
+
+
+class _RealTimer:
+    """An event loop timer that any thread may set or cancel (asyncio's may not)."""
+
+    __slots__ = ("_handle", "_loop", "cancelled")
+
+    def __init__(self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop):
+        self._loop, self.cancelled = loop, False
+        self._handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if not self.cancelled:
+                loop.create_task(callback())
+
+        def arm() -> None:
+            if not self.cancelled:
+                self._handle = loop.call_later(delay, fire)
+
+        _on_loop(loop, arm)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        handle = self._handle
+        if handle is not None:  # free the loop's reference now, not at the deadline
+            _on_loop(self._loop, handle.cancel)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, action: Callable[[], object]) -> None:
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        action()
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the gateway stopped
+            loop.call_soon_threadsafe(action)
 
 
 class _VirtualTimer:

@@ -2,7 +2,7 @@
 
 Plain, immutable data: built from moto's control plane (`moto_source`) or from Python
 handlers (`LocalGateway.from_handlers`), read by the server on every request. Nothing here
-does I/O. See reference sections 1-2 and 7.
+does I/O. See docs/aws-behaviour.md §1, §2 and §7.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .defaults import INTEGRATION_TIMEOUT as DEFAULT_INTEGRATION_TIMEOUT  # moto_source's name
+
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
-DEFAULT_INTEGRATION_TIMEOUT = 29.0  # seconds; TimeoutInMillis default 29,000 (reference 1.2)
 
 
 class Function(Protocol):
@@ -31,7 +32,7 @@ class Function(Protocol):
 
 @dataclass(frozen=True)
 class Authorizer:
-    """A REQUEST Lambda authorizer on `$connect` (reference section 7)."""
+    """A REQUEST Lambda authorizer on `$connect` (docs/aws-behaviour.md §7)."""
 
     function: Function
     identity_sources: tuple[str, ...] = ()  # e.g. "route.request.querystring.token"

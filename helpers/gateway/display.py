@@ -46,6 +46,8 @@ def _detail(entry: Entry, redactor: Redactor, logs: bool) -> str:
         return f"closed by {d['by']}: {d['code']}{reason}"
     if entry.kind == "manage":
         return f"@connections {d['op'].upper()} -> {d['status']}"
+    if entry.kind == "drop":
+        return f"dropped ({d['via']}) {_short(text(d['body']), 60)!r}: the client had left"
     return str(d)
 
 

@@ -10,6 +10,7 @@ import base64
 import os
 import secrets
 import string
+import threading
 import time
 
 _API_ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -19,25 +20,37 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def new_id() -> str:
     """A fresh connection/request/message id, e.g. ``"BFHPhFe3IAMF95g="``.
 
-    AWS ids are 16 characters of URL-safe base64 ending in ``=`` (reference §3, §10 item 9),
+    AWS ids are 16 characters of URL-safe base64 ending in ``=`` (docs/aws-behaviour.md §3),
     which is exactly what 11 random bytes encode to. Connection ids are capabilities in the
-    security lesson (§7), so they come from the OS random source, not `random`.
+    security lesson (§7), so they come from the OS random source, not `random`, read in
+    batches.
     """
-    return base64.urlsafe_b64encode(os.urandom(11)).decode("ascii")
+    with _random_lock:
+        if len(_random) < 11:  # one system call per 512 ids: each call hands the GIL away
+            _random.extend(os.urandom(11 * 512))
+        raw = bytes(_random[:11])
+        del _random[:11]
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+_random = bytearray()  # bytes from the OS random source, not yet used
+_random_lock = threading.Lock()
 
 
 def new_api_id() -> str:
-    """An API id like AWS's: 10 lowercase alphanumerics, e.g. ``"fjnq7njcv2"`` (reference §1.1)."""
+    """An API id like AWS's: 10 lowercase alphanumerics, e.g. ``"fjnq7njcv2"``
+    (docs/aws-behaviour.md §1.1)."""
     return "".join(secrets.choice(_API_ID_ALPHABET) for _ in range(10))
 
 
 def new_trace_id(epoch_seconds: float) -> str:
-    """An ``X-Amzn-Trace-Id`` value, ``Root=1-<8 hex epoch seconds>-<24 hex>`` (reference §3.1)."""
+    """An ``X-Amzn-Trace-Id`` value, ``Root=1-<8 hex epoch seconds>-<24 hex>``
+    (docs/aws-behaviour.md §3.1)."""
     return f"Root=1-{int(epoch_seconds):08x}-{os.urandom(12).hex()}"
 
 
 def epoch_ms(epoch_seconds: float) -> int:
-    """``requestTimeEpoch`` / ``connectedAt``: integer epoch milliseconds (reference §3).
+    """``requestTimeEpoch`` / ``connectedAt``: integer epoch ms (docs/aws-behaviour.md §3).
 
     Rounded rather than truncated so that ``1731324924.553`` gives ``1731324924553`` despite
     binary floating point; `request_time` and `iso8601` derive from this value so all three
@@ -47,7 +60,7 @@ def epoch_ms(epoch_seconds: float) -> int:
 
 
 def request_time(epoch_seconds: float) -> str:
-    """``requestTime`` in CLF format ``dd/MMM/yyyy:HH:mm:ss +0000`` (reference §3, §11).
+    """``requestTime`` in CLF format ``dd/MMM/yyyy:HH:mm:ss +0000`` (docs/aws-behaviour.md §3).
 
     Month names are always English: `time.strftime("%b")` would follow the locale. The text
     of the current second is kept, since every message of that second asks for it again.
@@ -69,7 +82,8 @@ _last_request_time: tuple[int, str] = (-1, "")
 
 
 def iso8601(epoch_seconds: float) -> str:
-    """A GetConnection timestamp, e.g. ``"2020-04-30T20:10:33.236Z"`` (reference §6, CLI-ex)."""
+    """A GetConnection timestamp, e.g. ``"2020-04-30T20:10:33.236Z"``
+    (docs/aws-behaviour.md §6)."""
     seconds, millis = divmod(epoch_ms(epoch_seconds), 1000)
     t = time.gmtime(seconds)
     return (

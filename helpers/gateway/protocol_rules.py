@@ -2,7 +2,7 @@
 reads the return values of ``$connect`` handlers, message handlers and authorizers.
 
 The server does the I/O; everything it decides lives here so each rule can be tested and
-cited against the reference (sections 2.3, 4, 5, 7).
+cited against docs/aws-behaviour.md (§2.3, §4, §5, §7).
 """
 
 from __future__ import annotations
@@ -14,16 +14,7 @@ from typing import Any, NamedTuple
 
 from . import iam_policy
 
-# --- Limits (reference §5) ---------------------------------------------------------------
-
-MAX_FRAME_BYTES = 32 * 1024  # larger frame: close 1009 (D-quota)
-MAX_MESSAGE_BYTES = 128 * 1024  # larger message: close 1009 (D-quota)
-MAX_POST_BYTES = 131072  # post_to_connection Data larger: 413 PayloadTooLargeException (BC-mgmt)
-IDLE_TIMEOUT = 600  # seconds without data messages: close 1001 "Going away" (D-quota, FIX-idle)
-MAX_LIFETIME = 7200  # seconds: forced close (D-quota)
-
-
-# --- Close codes and reasons (reference §3.3, §4.3) ------------------------------------------
+# --- Close codes and reasons (docs/aws-behaviour.md §3.3, §4.3) -----------------------------------
 
 
 class Close(NamedTuple):
@@ -61,7 +52,7 @@ def client_close(code: int | None, reason: str = "") -> Close:
     return Close(code, reason)
 
 
-# --- Error frames (reference §2.3, §4.2) -----------------------------------------------------
+# --- Error frames (docs/aws-behaviour.md §2.3, §4.2) ----------------------------------------------
 
 FORBIDDEN = "Forbidden"  # no matching route and no $default (§2.3 step 5)
 INTERNAL_SERVER_ERROR = "Internal server error"  # the integration failed (§4.2)
@@ -80,7 +71,14 @@ def error_frame(message: str, connection_id: str, request_id: str) -> str:
     )
 
 
-# --- $connect (reference §4.1) -----------------------------------------------------------------
+def upgrade_required() -> tuple[int, dict[str, str], bytes]:
+    """A plain GET on the stage's URL: 426, naming the fix (the emulator's wording)."""
+    body = json.dumps({"message": "Upgrade Required: this is a WebSocket endpoint; connect "
+                       "with a WebSocket client (e.g. websocket-client or wscat)."})
+    return 426, {"Content-Type": "application/json"}, body.encode()
+
+
+# --- $connect (docs/aws-behaviour.md §4.1) --------------------------------------------------------
 
 BAD_GATEWAY = 502
 _CONNECT_FIX = "return {'statusCode': 200} to accept, or e.g. {'statusCode': 403} to refuse"
@@ -152,7 +150,7 @@ def connect_outcome(result: Any) -> tuple[bool, int, dict[str, str], str | None]
     return False, BAD_GATEWAY, {}, problem
 
 
-# --- Message routes (reference §4.2, §4.4) -------------------------------------------------
+# --- Message routes (docs/aws-behaviour.md §4.2, §4.4) --------------------------------------------
 
 
 def message_reply(
@@ -298,7 +296,7 @@ def identity_values(
         else:
             raise ValueError(
                 f"unsupported identity source {source!r}: use route.request.header.X, "
-                "route.request.querystring.X or stageVariables.X (reference §7)"
+                "route.request.querystring.X or stageVariables.X (docs/aws-behaviour.md §7)"
             )
         if not value:
             return None
@@ -306,7 +304,7 @@ def identity_values(
     return values
 
 
-# --- Lambda resource policy: may API Gateway invoke the function? (reference §1.7) ----------
+# --- Lambda resource policy: may API Gateway invoke the function? (docs/aws-behaviour.md §1.7) ----
 
 INVALID_PERMISSIONS = "ApiGateway.InvalidPermissions"
 
@@ -315,8 +313,8 @@ def invoke_allowed(statements: Iterable[Mapping[str, Any]], source_arn: str) -> 
     """Whether a function's resource policy lets API Gateway invoke it for `source_arn`.
 
     `source_arn` is `arn:aws:execute-api:{region}:{account}:{api-id}/{stage}/{route-key}`
-    (reference §1.7, D-iam). A statement counts when it allows `lambda:InvokeFunction` to the
-    `apigateway.amazonaws.com` service principal, and its `AWS:SourceArn` condition, if any
+    (docs/aws-behaviour.md §1.7). A statement counts when it allows `lambda:InvokeFunction` to
+    the `apigateway.amazonaws.com` service principal, and its `AWS:SourceArn` condition, if any
     (the SAM sample has none), matches with `*`/`?` wildcards. Any matching Deny wins.
     Without such a statement AWS fails the call: "Execution failed due to configuration
     error: Invalid permissions on Lambda function".

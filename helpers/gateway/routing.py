@@ -1,6 +1,6 @@
-"""Route selection: which route key an incoming text message goes to (reference §2).
+"""Route selection: which route key an incoming text message goes to (docs/aws-behaviour.md §2).
 
-The route selection expression language (reference §2.2, D-sel):
+The route selection expression language (docs/aws-behaviour.md §2.2, D-sel):
 
 - a variable is prefixed with ``$``; the only source WebSocket route selection offers is
   ``request.body`` followed by a JSONPath over the parsed JSON message:
@@ -11,15 +11,15 @@ The route selection expression language (reference §2.2, D-sel):
 - ``\\$`` is a literal dollar sign, so ``\\$default`` is the text ``$default``;
 - anything else is literal text: the expression ``action`` always gives ``"action"``.
 
-A path that matches nothing gives ``""`` (reference §2.2). Non-string values are stringified
-(reference §2.2). AWS documents only arrays (``"[item1, item2]"``, which is how Java prints a
-list); the rest of this module's choices follow the same Java-like printing and are marked
-[INFERRED] in `stringify`.
+A path that matches nothing gives ``""`` and non-string values are stringified
+(docs/aws-behaviour.md §2.2). AWS documents only arrays (``"[item1, item2]"``, which is how
+Java prints a list); the rest of this module's choices follow the same Java-like printing and
+are marked [INFERRED] in `stringify`.
 
 An expression this module cannot understand (an unterminated ``${``, a ``$`` variable other
 than ``request.body``, JSONPath filters or wildcards) makes `compile_expression` raise
 `ValueError`; `select_route` then falls back to ``$default``, as AWS does for "an expression
-that cannot be evaluated" (reference §2.3 step 3, D-routes).
+that cannot be evaluated" (docs/aws-behaviour.md §2.3 step 3, D-routes).
 """
 
 from __future__ import annotations
@@ -57,11 +57,11 @@ Step = str | int
 
 
 def stringify(value: Any) -> str:
-    """How a selected JSON value becomes a route key (reference §2.2: "stringified").
+    """How a selected JSON value becomes a route key (docs/aws-behaviour.md §2.2: "stringified").
 
     - string: itself;
     - array: ``"[item1, item2]"``, items stringified the same way (the documented example);
-    - integer: its decimal text, ``1`` -> ``"1"`` [INFERRED, as the reference guesses];
+    - integer: its decimal text, ``1`` -> ``"1"`` [INFERRED];
     - other number: Python's shortest round-trip text, ``1.5`` -> ``"1.5"``,
       ``1.0`` -> ``"1.0"`` [INFERRED];
     - boolean: ``"true"`` / ``"false"``, the JSON (and Java) spelling [INFERRED];
@@ -106,7 +106,7 @@ def _parse_path(variable: str) -> tuple[Step, ...]:
     if not variable.startswith(_BODY_PREFIX):
         raise ValueError(
             f"unsupported variable ${{{variable}}}: route selection can only read "
-            "request.body (reference §2.2)"
+            "request.body (docs/aws-behaviour.md §2.2)"
         )
     rest = variable[len(_BODY_PREFIX) :]
     steps: list[Step] = []
@@ -164,7 +164,8 @@ def _parse(expression: str) -> list[str | tuple[Step, ...]]:
         if not expression.startswith("$" + _BODY_PREFIX, i):
             raise ValueError(
                 f"unsupported variable in {expression!r} at {expression[i:]!r}: use "
-                "$request.body.<path>, or \\$ for a literal dollar sign (reference §2.2)"
+                "$request.body.<path>, or \\$ for a literal dollar sign "
+                "(docs/aws-behaviour.md §2.2)"
             )
         i += 1 + len(_BODY_PREFIX)
         steps: list[Step] = []
@@ -181,7 +182,7 @@ def _parse(expression: str) -> list[str | tuple[Step, ...]]:
 def compile_expression(expression: str) -> Evaluator:
     """Compile a route selection expression once; the result maps a parsed body to a key.
 
-    Cached because the gateway selects a route for every message (reference §2.3).
+    Cached because the gateway selects a route for every message (docs/aws-behaviour.md §2.3).
     Raises `ValueError` for expressions outside the language described in the module docstring.
     """
     parts = _parse(expression)
@@ -196,7 +197,7 @@ def compile_expression(expression: str) -> Evaluator:
 
 
 def evaluate(expression: str, body: Any) -> str:
-    """Evaluate a route selection expression against a parsed JSON body (reference §2.2)."""
+    """Evaluate a route selection expression on a parsed JSON body (docs/aws-behaviour.md §2.2)."""
     return compile_expression(expression)(body)
 
 
@@ -217,7 +218,8 @@ _decode = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
 def select_route(expression: str, text: str, route_keys: Collection[str]) -> str | None:
-    """The route key for one text message, or None: send the Forbidden frame (reference §2.3).
+    """The route key for one text message, or None: send the Forbidden frame
+    (docs/aws-behaviour.md §2.3).
 
     Steps 3-5 of §2.3: text that is not JSON, or JSON that is not an object, goes to
     ``$default``; otherwise the expression's value must equal a route key exactly
