@@ -161,12 +161,13 @@ def lab_url():
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
     port = _free_port()
+    log = (home / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
          f"--ServerApp.root_dir={ROOT}", f"--port={port}", "--IdentityProvider.token=",
          "--ServerApp.port_retries=0", "--ServerApp.disable_check_xsrf=True",
          "--LabApp.expose_app_in_browser=True", "--allow-root"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(home / "server.log").open("w"),
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     checkpoints_before = set(ROOT.glob("*/.ipynb_checkpoints"))
@@ -181,6 +182,7 @@ def lab_url():
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
         shutil.rmtree(home, ignore_errors=True)
         for made in set(ROOT.glob("*/.ipynb_checkpoints")) - checkpoints_before:
             shutil.rmtree(made, ignore_errors=True)  # JupyterLab's, from opening notebooks
