@@ -1,20 +1,25 @@
 """Set up and run the course with nothing but Python >= 3.11.
 
-    python3 tasks.py lab     # create .venv, install, start JupyterLab on notebooks/00_start_here
-    python3 tasks.py test    # create .venv, install, run ruff and the whole test suite
+    python3 tasks.py lab           # create .venv, install, open JupyterLab on lesson 00
+    python3 tasks.py test          # create .venv, install, run ruff and the whole test suite
+    python3 tasks.py test --quick  # the inner loop: all but the notebook and browser tests
 
 Each command works first, alone, on a fresh clone: it creates `.venv` and installs the
-repository into it (again only when pyproject.toml changed). Extra arguments go to
-JupyterLab or pytest.
+repository into it (again only when pyproject.toml changed). `lab` installs what the notebooks
+need; `test` adds the dev extra. Installs use uv when pip can fetch it from the package index
+(it downloads in parallel and resolves in a blink), and pip alone otherwise. Extra arguments go
+to JupyterLab or pytest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
 import venv
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -22,26 +27,78 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".install-stamp"
 FIRST_LESSON = "notebooks/00_start_here.ipynb"
+#: pytest-xdist: one worker per core; each notebook (and each test module) stays on one worker.
+PARALLEL = ["-n", "auto", "--dist", "loadscope"]
+QUICK = ["-m", "not notebooks and not browser"]
 
 
-def _run(*cmd: str | Path) -> None:
+def _run(*cmd: str | Path, **options) -> subprocess.CompletedProcess:
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+    return subprocess.run([str(c) for c in cmd], cwd=ROOT, **{"check": True, **options})
 
 
-def ensure_environment() -> None:
-    """Create .venv and install the repo with its dev extra, unless already current."""
+def _installed() -> dict:
+    """What the last install put in .venv: {"pyproject": sha256, "extras": [...]}, or {}."""
+    try:
+        return json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _outer_pip() -> list[str | Path] | None:
+    """This Python's own pip aimed at .venv (pip >= 22.3 has --python), or None without one.
+
+    Installing uv with it spares .venv an ensurepip run, the slowest step of its creation."""
+    try:
+        major, minor = (int(part) for part in metadata.version("pip").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    if (major, minor) < (22, 3):
+        return None
+    return [sys.executable, "-m", "pip", "--python", BIN / "python"]
+
+
+def _venv_pip() -> list[str | Path]:
+    """.venv's own pip, bootstrapped by ensurepip the first time it is needed."""
+    if subprocess.run([BIN / "python", "-m", "pip", "--version"], capture_output=True).returncode:
+        _run(BIN / "python", "-m", "ensurepip", "--default-pip", stdout=subprocess.DEVNULL)
+    return [BIN / "python", "-m", "pip"]
+
+
+def _uv() -> Path | None:
+    """uv in .venv, installed by pip on first use; None when pip cannot get it (then pip works)."""
+    uv = BIN / ("uv.exe" if os.name == "nt" else "uv")
+    for pip in (_outer_pip, _venv_pip):
+        command = None if uv.exists() else pip()
+        if command is not None:
+            quiet = ["--quiet", "--disable-pip-version-check"]
+            _run(*command, "install", *quiet, "uv", check=False, stderr=subprocess.DEVNULL)
+    if not uv.exists():
+        print("uv is not available: installing with pip instead", flush=True)
+        return None
+    return uv
+
+
+def ensure_environment(extras: tuple[str, ...] = ()) -> None:
+    """Create .venv and install the repo (with `extras`), unless that is already done."""
     if sys.version_info < (3, 11):  # noqa: UP036 (tasks.py runs before the venv exists)
         sys.exit(f"Python >= 3.11 is needed; this is {sys.version.split()[0]}.")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    done = _installed()
+    if (BIN / "python").exists() and done.get("pyproject") == wanted:
+        if set(extras) <= set(done.get("extras", ())):
+            return
+        extras = tuple(sorted({*extras, *done.get("extras", ())}))
     if not (BIN / "python").exists():
         print(f"Creating {VENV.relative_to(ROOT)} ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted:
-        return
-    _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
-    STAMP.write_text(wanted)
+        venv.EnvBuilder(with_pip=False).create(VENV)  # pip comes with uv, or from ensurepip
+    target = f".[{','.join(extras)}]" if extras else "."
+    uv = _uv()
+    if uv is not None:  # pip too, so that `%pip install` works in the notebooks
+        _run(uv, "pip", "install", "--quiet", "--python", BIN / "python", "-e", target, "pip")
+    else:
+        _run(*_venv_pip(), "install", "--quiet", "-e", target)
+    STAMP.write_text(json.dumps({"pyproject": wanted, "extras": sorted(extras)}))
 
 
 def lab(args: list[str]) -> None:
@@ -52,10 +109,16 @@ def lab(args: list[str]) -> None:
     os.execv(BIN / "jupyter", [str(BIN / "jupyter"), "lab", *options, FIRST_LESSON, *args])
 
 
+def pytest_arguments(args: list[str]) -> list[str]:
+    """pytest's arguments for `tasks.py test ARGS`: on every core, `--quick` as a marker filter."""
+    quick = QUICK if "--quick" in args else []
+    return [*PARALLEL, *quick, *(a for a in args if a != "--quick")]
+
+
 def test(args: list[str]) -> None:
-    ensure_environment()
+    ensure_environment(("dev",))
     _run(BIN / "ruff", "check", ".")
-    _run(BIN / "python", "-m", "pytest", *args)
+    _run(BIN / "python", "-m", "pytest", *pytest_arguments(args))
 
 
 def main() -> None:

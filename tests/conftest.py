@@ -1,15 +1,75 @@
-"""Shared fixtures: real gateways on real sockets, real websocket-client clients."""
+"""Shared fixtures: real gateways on real sockets, real websocket-client clients; `wait_until`.
+
+Markers the test files need not spell out (registered in pyproject.toml) are added here:
+`browser` on tests in modules that use tests/browser.py, `live` on tests that use the `serve` or
+`connect` fixtures or live in a module that imports a socket-facing library.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import struct
+import sys
+import time
+import types
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 import websocket
 
 from helpers.gateway import LocalGateway
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, message: str = "") -> T:
+    """Poll `predicate` until it returns something truthy, and return that.
+
+    The timeout is only a safety net for a test that is going to fail anyway, so it is long: a
+    busy machine makes the wait longer, never the test red. Raises AssertionError(`message`)
+    when time is up.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(message or f"{predicate!r} still false after {timeout} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+#: Libraries whose use makes a test module `live` (real sockets, servers or subprocesses) ...
+LIVE_MODULES = {"socket", "http.client", "urllib.request", "subprocess", "websocket", "websockets"}
+#: ... and the repository's own servers and clients.
+LIVE_NAMES = {"LocalGateway", "Client", "UpdateFeed", "check_collect_updates"}
+
+
+def _uses(module: types.ModuleType, modules: set[str], names: set[str] = frozenset()) -> bool:
+    """Does `module` import one of `modules` (or something from one), or one of `names`?"""
+    for key, value in vars(module).items():
+        if key in names and not isinstance(value, types.ModuleType):
+            return True
+        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(
+            value, "__module__", None)
+        if isinstance(name, str) and any(name == m or name.startswith(m + ".") for m in modules):
+            return True
+    return False
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    module = getattr(item, "module", None)
+    if module is None:
+        return
+    if "browser" in sys.modules and _uses(module, {"browser"}):
+        item.add_marker(pytest.mark.browser)
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if {"serve", "connect"} & fixtures or _uses(module, LIVE_MODULES, LIVE_NAMES):
+        item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture

@@ -163,7 +163,7 @@ def test_log_shows_handler_log_lines_and_shortens_long_bodies(served_with_log) -
         if line.startswith("[close"):
             break
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=10)
+    process.communicate(timeout=60)
     printed = "".join(lines)
     assert re.search(r"^ +\| connected \S+ as ada$", printed, re.MULTILINE)  # print() in $connect
     assert "more characters)" in printed
@@ -178,7 +178,7 @@ def test_without_log_a_failing_handler_still_prints_one_line(served) -> None:
     line = process.stdout.readline()
     client.close()
     process.send_signal(signal.SIGINT)
-    rest, _ = process.communicate(timeout=10)
+    rest, _ = process.communicate(timeout=60)
     assert line.startswith("handler failed: chat-sendmessage on route sendmessage:")
     assert "data must be a string" in line and "--log" in line
     assert rest.strip() == "Gateway stopped. Bye."
@@ -207,9 +207,9 @@ def test_chat_round_trip_then_sigint_stops_cleanly(served) -> None:
 
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=10)
+    out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # prompt, with room for a busy machine
     assert "Bye" in out
     assert "Traceback" not in err
 
@@ -218,7 +218,7 @@ def test_sigterm_also_stops_cleanly(served) -> None:
     process, url, _ = served
     client = websocket.create_connection(url, timeout=10)
     process.send_signal(signal.SIGTERM)
-    out, _err = process.communicate(timeout=10)
+    out, _err = process.communicate(timeout=60)
     assert process.returncode == 0
     assert "Bye" in out
     client.close()

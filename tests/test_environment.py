@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
+import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +54,56 @@ def test_environment_installs_this_repository_with_its_dev_extra():
     pip_sections = [e["pip"] for e in _environment()["dependencies"] if isinstance(e, dict)]
     assert pip_sections == [['-e ".[dev]"']]
     assert "conda-forge" in _environment()["channels"]
+
+
+def test_license_is_an_spdx_string_so_installs_print_no_deprecation_banner():
+    """setuptools >= 77 warns on a TOML-table license, and accepts the SPDX string only >= 77."""
+    pyproject = _pyproject()
+    assert isinstance(pyproject["project"]["license"], str)
+    setuptools = [Requirement(r) for r in pyproject["build-system"]["requires"]
+                  if Requirement(r).name == "setuptools"]
+    assert [r.specifier.contains("76.9") for r in setuptools] == [False]
+
+
+def _needed_by(requirements: list[str]) -> set[str]:
+    """Distributions installed by `requirements` (with their extras), transitively."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        requirement = todo.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        for line in metadata.requires(requirement.name) or ():
+            sub = Requirement(line)
+            extras = requirement.extras or {""}
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(sub)
+    return {name for name, _ in seen}
+
+
+def _imports(source: str) -> set[str]:
+    """Top-level modules that Python (or notebook) `source` imports; magics are skipped."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    found = set()
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_notebooks_and_helpers_import_only_what_tasks_py_lab_installs():
+    """`tasks.py lab` installs the project without its dev extra: the lessons must not need it."""
+    sources = [p.read_text() for p in (ROOT / "helpers").rglob("*.py")]
+    for notebook in sorted((ROOT / "solutions").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        sources += ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    imported = set().union(*map(_imports, sources)) - set(sys.stdlib_module_names) - {"helpers"}
+    installed = _needed_by(_pyproject()["project"]["dependencies"])
+    providers = metadata.packages_distributions()
+    missing = {name: providers.get(name, ["?"]) for name in imported
+               if not {canonicalize_name(d) for d in providers.get(name, ())} & installed}
+    assert not missing, f"the lessons import what only the dev extra installs: {missing}"

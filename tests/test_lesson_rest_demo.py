@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from helpers.lessons.rest_demo import Producer, UpdateFeed, simulate_polling, simulate_push
+from helpers.checks import CheckFailed
+from helpers.lessons.rest_demo import (
+    Producer,
+    UpdateFeed,
+    check_collect_updates,
+    simulate_polling,
+    simulate_push,
+)
 
 
 def _get(url: str):
@@ -76,3 +84,73 @@ def test_push_simulation_delivers_everything_after_the_latency() -> None:
     push = simulate_push([0.7, 2.1], latency=0.05)
     assert (push.requests, push.messages, push.missed) == (0, 2, 0)
     assert push.average_delay == pytest.approx(0.05)
+
+
+# Lesson 01's graded check, on answers a learner could write (under moto, as in the lesson) ---
+
+
+def _collect(client, count, timeout=2.0):
+    """The notebook's solution."""
+    updates = []
+    while len(updates) < count:
+        try:
+            message = json.loads(client.recv(timeout=timeout))
+        except TimeoutError:
+            break
+        if message.get("type") == "done":
+            break
+        updates.append(message)
+    return updates
+
+
+def _reads_past_done(client, count, timeout=2.0):
+    updates = []
+    while len(updates) < count:
+        try:
+            message = json.loads(client.recv(timeout=timeout))
+        except TimeoutError:
+            break
+        if message.get("type") != "done":
+            updates.append(message)
+    return updates
+
+
+def _keeps_done(client, count, timeout=2.0):
+    updates = []
+    while len(updates) < count:
+        try:
+            updates.append(json.loads(client.recv(timeout=timeout)))
+        except TimeoutError:
+            break
+        if updates[-1].get("type") == "done":
+            break
+    return updates
+
+
+def _raw_text(client, count, timeout=2.0):
+    return [client.recv(timeout=timeout) for _ in range(count)]
+
+
+def _raises_on_silence(client, count, timeout=2.0):
+    updates = []
+    while len(updates) < count:
+        message = json.loads(client.recv(timeout=timeout))
+        if message.get("type") == "done":
+            break
+        updates.append(message)
+    return updates
+
+
+def test_collect_updates_check_passes_the_solution(aws) -> None:
+    check_collect_updates(_collect)
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (_reads_past_done, "kept reading after 'done'"),
+    (_keeps_done, "after two updates and 'done' it returned"),
+    (_raw_text, "the items should be parsed JSON"),
+    (_raises_on_silence, "when nothing arrives it returned 'a TimeoutError'"),
+], ids=lambda value: getattr(value, "__name__", "")[1:])
+def test_collect_updates_check_fails_wrong_answers_with_a_reason(aws, answer, reason) -> None:
+    with pytest.raises(CheckFailed, match=re.escape(reason)):
+        check_collect_updates(answer)

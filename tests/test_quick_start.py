@@ -7,11 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from test_smoke import _quick_start_commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,11 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_first_command_serves_jupyterlab_on_the_series():
+    """Starts in seconds where .venv is current (CI: `tasks.py test` just made it); a fresh
+    worktree installs first, hence the long, never-reached-when-green timeout."""
     command = _quick_start_commands()[0].split("#")[0].split()
     assert command[:3] == ["python3", "tasks.py", "lab"]
     port = _free_port()
@@ -42,12 +45,10 @@ def test_first_command_serves_jupyterlab_on_the_series():
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 150
-        status = 0
-        while time.monotonic() < deadline and status != 200:
-            time.sleep(0.5)
-            status, _ = _get(f"http://127.0.0.1:{port}/lab")
-        assert status == 200
+        wait_until(lambda: server.poll() is not None or _get(f"http://127.0.0.1:{port}/lab")[0],
+                   timeout=540, message="JupyterLab did not answer on /lab")
+        assert server.poll() is None, f"`tasks.py lab` exited with {server.returncode}"
+        assert _get(f"http://127.0.0.1:{port}/lab")[0] == 200
         _, listing = _get(f"http://127.0.0.1:{port}/api/contents")
         names = {item["name"] for item in json.loads(listing)["content"]}
         assert {"notebooks", "solutions", "helpers", "README.md"} <= names

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
+
+import tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +36,19 @@ def test_ci_runs_the_readme_test_command_verbatim():
     test_command = _quick_start_commands()[1].split("#")[0].strip()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert test_command in ci_lines
+
+
+def test_quick_tier_leaves_out_notebooks_and_browser_tests_by_registered_markers():
+    arguments = tasks.pytest_arguments(["--quick", "-k", "routing"])
+    assert arguments[-2:] == ["-k", "routing"] and "--quick" not in arguments
+    expression = arguments[arguments.index("-m") + 1]
+    assert expression == "not notebooks and not browser"
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    registered = {line.split(":")[0] for line in ini["markers"]}
+    assert set(re.findall(r"\w+", expression)) - {"not", "and", "or"} <= registered
+
+
+def test_the_full_suite_is_the_default_and_runs_on_every_core():
+    arguments = tasks.pytest_arguments([])
+    assert "-m" not in arguments
+    assert arguments[:4] == ["-n", "auto", "--dist", "loadscope"]

@@ -1,0 +1,121 @@
+"""How the suite runs the notebooks: one kernel per copy, "Run All" twice in it, under nbval.
+
+For every `solutions/NN_*.ipynb`, two pytest files are collected (both marked `notebooks`):
+
+* the solution: nbval's own cell items (its kernel, `runtest`, output comparison with
+  `tests/nbval_sanitize.cfg`), then every cell again in the same kernel. Round 1 is what
+  `pytest --nbval solutions/` checks (with more patience for late output: OUTPUT_TIMEOUT);
+  round 2 is "Run All" a second time: it must raise in the same cells as round 1 and
+  nowhere unexpected.
+* its learner copy `notebooks/NN_*.ipynb` (generated from the solution; a test keeps them in
+  sync): every cell twice in one kernel. Graded check cells must fail with `CheckFailed` or
+  `NotDoneYet` in round 1, and cells not tagged `raises-exception` must run cleanly both times,
+  so a learner who has not started yet sees only friendly failures.
+
+So each notebook is executed twice per copy (four times in all), not six times. Each notebook
+file is one scope (pytest-xdist `--dist loadscope` keeps its cells on one worker, in order).
+With `--nbval` or `--nbval-lax` on the command line, nbval collects the notebooks itself, plainly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from nbval.plugin import IPyNbCell, IPyNbFile
+
+#: What a learner's unsolved check may raise (helpers.checks): anything else is a bug.
+FRIENDLY = ("CheckFailed", "NotDoneYet")
+#: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
+#: machine (the output is on its way, the kernel process is just not scheduled yet).
+OUTPUT_TIMEOUT = 60
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
+    option = parent.config.option
+    if file_path.suffix != ".ipynb" or option.nbval or option.nbval_lax:
+        return None
+    folder, root = file_path.parent, parent.config.rootpath
+    if folder == root / "solutions":
+        return SolutionNotebook.from_parent(parent, path=file_path)
+    if folder == root / "notebooks" and (root / "solutions" / file_path.name).exists():
+        return LearnerNotebook.from_parent(parent, path=file_path)
+    return None
+
+
+def is_check(cell) -> bool:
+    """A graded check cell (nbgrader `grade: true` on a code cell)."""
+    return cell.cell_type == "code" and bool(cell.metadata.get("nbgrader", {}).get("grade"))
+
+
+def errors(outputs) -> list[str]:
+    return [f"{o['ename']}: {o['evalue']}" for o in outputs or () if o["output_type"] == "error"]
+
+
+class NotebookCell(IPyNbCell):
+    """nbval's cell item, plus what the harness expects of the cell in its round."""
+
+    def __init__(self, *args, expect=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_timeout = OUTPUT_TIMEOUT
+        self.expect = expect  # called after nbval's runtest; returns a problem or None
+
+    def reportinfo(self):
+        return self.path, 0, self.nodeid  # nbval's says "Cell N" in both rounds
+
+    def runtest(self) -> None:
+        super().runtest()  # runs the cell; fails on unexpected errors and differing outputs
+        problem = self.expect and self.expect(self)
+        if problem:
+            self.raise_cell_error(problem)
+
+
+class _TwoRounds(IPyNbFile):
+    """A notebook whose code cells run twice in one kernel ("Run All", then again)."""
+
+    def collect(self):
+        first: list[NotebookCell] = []
+        for plain in super().collect():  # nbval's items: its tags, comments and options
+            item = NotebookCell.from_parent(
+                self, name=plain.name, cell_num=plain.cell_num, cell=plain.cell,
+                options=plain.options, expect=self.first_round,
+            )
+            first.append(item)
+        second = [
+            NotebookCell.from_parent(
+                self, name=f"{item.name}, run 2", cell_num=item.cell_num, cell=item.cell,
+                options=defaultdict(bool, item.options, check=False),
+                expect=lambda again, item=item: self.second_round(again, item),
+            )
+            for item in first
+        ]
+        for item in first + second:
+            item.add_marker(pytest.mark.notebooks)
+            yield item
+
+    def first_round(self, item: NotebookCell) -> str | None:
+        return None
+
+    def second_round(self, again: NotebookCell, first: NotebookCell) -> str | None:
+        return None
+
+
+class SolutionNotebook(_TwoRounds):
+    """Round 1 is nbval's check; round 2 must raise exactly where round 1 raised."""
+
+    def second_round(self, again: NotebookCell, first: NotebookCell) -> str | None:
+        before, after = errors(first.test_outputs), errors(again.test_outputs)
+        if bool(before) != bool(after):
+            return f"run 1 raised {before or 'nothing'}, run 2 raised {after or 'nothing'}"
+        return None
+
+
+class LearnerNotebook(_TwoRounds):
+    """Unsolved checks fail kindly; nbval fails any other cell not tagged raises-exception."""
+
+    def first_round(self, item: NotebookCell) -> str | None:
+        raised = errors(item.test_outputs)
+        if is_check(item.cell) and not any(e.startswith(FRIENDLY) for e in raised):
+            return f"check did not fail with CheckFailed/NotDoneYet: {raised}"
+        return None
