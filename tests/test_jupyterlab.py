@@ -25,7 +25,15 @@ from pathlib import Path
 import pytest
 from browser import chromium, missing_reason
 
-pytestmark = pytest.mark.browser
+
+def in_the_browser(test):
+    """Marks for a test that serves JupyterLab and drives Chromium: rendering every notebook
+    takes minutes on a busy machine, all in the first such test's set-up."""
+    for mark in (pytest.mark.browser, pytest.mark.live, pytest.mark.slow,
+                 pytest.mark.timeout(900)):
+        test = mark(test)
+    return test
+
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [p.relative_to(ROOT).as_posix() for folder in ("solutions", "notebooks")
@@ -287,13 +295,13 @@ def reports(lab_url) -> dict[str, list[str]]:
     return found
 
 
-@pytest.mark.timeout(900)
+@in_the_browser
 @pytest.mark.parametrize("path", NOTEBOOKS)
 def test_notebook_renders_in_jupyterlab_without_errors(reports, path):
     assert reports[path] == [], f"{path} in JupyterLab:\n  " + "\n  ".join(reports[path])
 
 
-@pytest.mark.timeout(900)
+@in_the_browser
 def test_the_checks_see_what_a_learner_would_see_as_broken(reports):
     problems = reports[PROBE]
     assert len(problems) == 3, problems
