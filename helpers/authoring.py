@@ -8,6 +8,9 @@ NAMES select notebooks by file name, stem or number prefix (`02`, `02_create_api
 is nbgrader's (reference/teaching-notebooks.md §2.1): `### BEGIN SOLUTION` / `### END SOLUTION`
 regions in cells marked `solution: true`, `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS` in
 cells marked `grade: true`. The builder for writing solutions lives in `helpers.nbbuild`.
+
+Exercise and check cells carry `raises-exception` in the solutions too (nbgrader makes its
+release copies from them), so `execute` checks that they did not raise in the solution.
 """
 
 from __future__ import annotations
@@ -106,9 +109,30 @@ def learner_cell(cell: NotebookNode, where: str) -> NotebookNode:
         cell.execution_count = None
         cell.metadata.pop("execution", None)
         tags = cell.metadata.get("tags", [])
-        if (is_solution or is_graded or NEEDS_EXERCISE in tags) and RAISES not in tags:
+        if may_raise(cell) and RAISES not in tags:
             cell.metadata["tags"] = [*tags, RAISES]
     return cell
+
+
+def may_raise(cell: NotebookNode) -> bool:
+    """Exercise, check and needs-exercise cells: they fail until the learner has answered."""
+    grading = cell.metadata.get("nbgrader", {})
+    tags = cell.metadata.get("tags", [])
+    return cell.cell_type == "code" and (
+        bool(grading.get("solution") or grading.get("grade")) or NEEDS_EXERCISE in tags)
+
+
+def tag_release_cells(nb: NotebookNode) -> NotebookNode:
+    """Tag cells that may raise `raises-exception` in the solution itself.
+
+    nbgrader's release copies are made from solutions/, so the tag must already be there for
+    "Run All" to go past an unfinished exercise in JupyterLab, as it does in notebooks/.
+    """
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if may_raise(cell) and RAISES not in tags:
+            cell.metadata["tags"] = [*tags, RAISES]
+    return nb
 
 
 def learner_copy(nb: NotebookNode, name: str = "<notebook>") -> NotebookNode:
@@ -213,13 +237,30 @@ def run_notebook(
 
 
 def _quiet_raisers(nb: NotebookNode, name: str) -> list[str]:
-    """Cells tagged raises-exception that did not raise: the tag would hide a real change."""
+    """Cells tagged raises-exception that did not raise: the tag would hide a real change.
+
+    Cells that may raise in a learner's copy (`may_raise`) carry the tag for the release copy.
+    """
     return [
         f"{_where(name, i, c)}: tagged {RAISES} but raised nothing"
         for i, c in enumerate(nb.cells)
-        if c.cell_type == "code" and RAISES in c.metadata.get("tags", [])
+        if c.cell_type == "code" and RAISES in c.metadata.get("tags", []) and not may_raise(c)
         and "nbval-ignore-output" not in c.metadata.get("tags", []) and not skipped(c)
         and not any(o.output_type == "error" for o in c.outputs)
+    ]
+
+
+def _failed_checks(nb: NotebookNode, name: str) -> list[str]:
+    """Exercise and check cells that raised in the solution: the answer or its check is wrong.
+
+    (They carry raises-exception for the learner, so nbclient does not stop on them.)
+    """
+    return [
+        f"{_where(name, i, c)}: raised in the solution: "
+        + "; ".join(f"{o.ename}: {o.evalue}" for o in c.outputs if o.output_type == "error")
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id")
+        and any(o.output_type == "error" for o in c.outputs)
     ]
 
 
@@ -237,6 +278,10 @@ def execute(names: Sequence[str] = (), *, root: Path = ROOT, timeout: int = CELL
         except CellExecutionError as error:
             raise ExecutionFailed(f"{name}: {error}") from None
         normalise_metadata(nb)
+        tag_release_cells(nb)
+        failed = _failed_checks(nb, name)
+        if failed:
+            raise ExecutionFailed("\n".join(failed))
         problems = _quiet_raisers(nb, name)
         if problems:
             raise MarkupError("\n".join(problems))

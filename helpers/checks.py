@@ -1,12 +1,24 @@
 """What the learners' check cells call: raise with a hint on failure, say so briefly on success.
 
 A failing check raises (nbgrader scores the cell 0, nbval and the exercise harness see the error);
-a passing one prints one deterministic line. A typical check cell:
+a passing one prints one deterministic line. A typical check cell imports what it uses itself,
+so an answer cell that redefines `checking` or `check` changes nothing:
 
+    from helpers.checks import check, checking
     with checking("ping route", "the two-way route answers 'pong'"):
         reply = send_and_receive(ws, {"action": "ping"})
         check(reply == "pong", f"the reply was {reply!r}, not 'pong'",
               hint="return {'statusCode': 200, 'body': 'pong'} from the handler")
+
+Three guards make a check hard to game and fair to grade:
+- **Untouched machinery.** The first import of this module seals the check machinery: the
+  functions and classes of every `helpers` module, Python's builtins and IPython's traceback
+  and run-cell methods. `checking` refuses to run (raising `Tampered`) when any of them was
+  replaced since, e.g. by `helpers.checks.check = lambda *a, **k: None` in an answer cell.
+- **stderr-safe.** nbgrader scores a graded cell 0 as soon as it writes to stderr, so inside
+  `checking` stderr (warnings, logging, prints) goes to stdout instead.
+- **Readable failures.** The hint is on its own line (`nbgrader validate` cuts lines at 90
+  characters), and frames of this module are hidden from the learner's traceback.
 
 An unattempted exercise (its stub raises NotImplementedError, or the names it should define do
 not exist yet) fails with `NotDoneYet` instead of a traceback into the learner's stub.
@@ -14,9 +26,19 @@ not exist yet) fails with `NotDoneYet` instead of a traceback into the learner's
 
 from __future__ import annotations
 
-from types import TracebackType
+import builtins
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from types import ModuleType, TracebackType
+from typing import Any
 
 PASS_MARK = "✅"
+LINE_WIDTH = 86  # `nbgrader validate` cuts lines at 87 characters
+_SHELL_METHODS = ("showtraceback", "_showtraceback", "run_cell", "run_cell_async",
+                  "run_ast_nodes", "run_code", "showsyntaxerror")
 
 
 class CheckFailed(AssertionError):
@@ -34,18 +56,162 @@ class NotDoneYet(CheckFailed):
     """The exercise still holds its `raise NotImplementedError()` stub."""
 
 
+class Tampered(CheckFailed):
+    """Code in the notebook replaced part of the check machinery; no check can pass."""
+
+
+def wrap(message: str, width: int = LINE_WIDTH) -> str:
+    """Break lines longer than `width` at spaces, continuing at the line's indent plus two."""
+    lines = []
+    for line in message.split("\n"):
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        lines.append(textwrap.fill(line, width, subsequent_indent=indent + "  ",
+                                   break_long_words=False, break_on_hyphens=False)
+                     if len(line) > width else line)
+    return "\n".join(lines)
+
+
 def check(condition: object, what: str, hint: str) -> None:
-    """Raise CheckFailed("<what> Hint: <hint>") unless `condition` is true.
+    """Raise CheckFailed("<what>.\\nHint: <hint>") unless `condition` is true.
 
     `what` states what is wrong in the learner's terms; `hint` says where to look.
     """
+    __tracebackhide__ = True  # IPython leaves this frame out of the learner's traceback
     if not condition:
-        raise CheckFailed(f"{what.rstrip('.')}. Hint: {hint}")
+        raise CheckFailed(wrap(f"{what.rstrip('.')}.\nHint: {hint}"))
 
 
 def passed(message: str) -> None:
     """Print the one-line success message, e.g. "✅ ping route: answers 'pong'"."""
     print(f"{PASS_MARK} {message}")
+
+
+# -- the seal: what the machinery looked like when this module was first imported -------------
+
+# Rebound by the kernel itself: ipykernel sets `input` per request, IPython `_` per result.
+_REBOUND = {"input", "raw_input", "_", "__", "___"}
+
+
+def _callables(namespace: dict[str, Any]) -> dict[str, int]:
+    """Ids of the functions, classes and modules in a namespace (data may change freely)."""
+    return {name: id(value) for name, value in list(namespace.items())
+            if name not in _REBOUND and (callable(value) or isinstance(value, ModuleType))}
+
+
+def _sealed_parts() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(label, namespace) of everything a check relies on: helpers modules and their classes."""
+    yield "builtins", vars(builtins)
+    for name, module in list(sys.modules.items()):
+        if (name == "helpers" or name.startswith("helpers.")) and module is not None:
+            yield name, vars(module)
+            for attr, value in list(vars(module).items()):
+                if isinstance(value, type) and value.__module__ == name:
+                    yield f"{name}.{attr}", vars(value)
+
+
+def _shell() -> Any:
+    """The running IPython shell, or None outside IPython."""
+    return getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+
+
+def _shell_parts(shell: Any) -> dict[str, int]:
+    """Ids of the shell's error-reporting and cell-running methods, on the instance and class."""
+    parts = {f"IPython InteractiveShell.{name}": id(getattr(type(shell), name, None))
+             for name in _SHELL_METHODS}
+    for name in (*_SHELL_METHODS, "CustomTB", "custom_exceptions"):
+        parts[f"IPython shell.{name}"] = id(vars(shell).get(name))
+    return parts
+
+
+def _helper_frames_hidden(shell: Any, etype: type, value: BaseException, tb: TracebackType,
+                          tb_offset: int | None = None) -> None:
+    """Show a CheckFailed with the learner's frames only: none from helpers/."""
+    keep = [entry for entry in _entries(tb)
+            if not entry.tb_frame.f_code.co_filename.startswith(_HELPERS_DIR)]
+    for entry, following in zip(keep, [*keep[1:], None], strict=True):
+        entry.tb_next = following
+    shell.showtraceback((etype, value, keep[0] if keep else None), tb_offset=tb_offset)
+
+
+def _entries(tb: TracebackType | None) -> Iterator[TracebackType]:
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
+_HELPERS_DIR = os.path.dirname(__file__) + os.sep
+_SEAL: dict[str, dict[str, int]] = {}
+_THIS = sys.modules[__name__]
+if _shell() is not None:
+    _shell().set_custom_exc((CheckFailed,), _helper_frames_hidden)
+
+
+def tampered() -> list[str]:
+    """What was replaced since the seal (empty when untouched); seals parts seen the first time.
+
+    A part first seen now (a helpers module imported after this one) is sealed as it is.
+    """
+    problems = []
+    if sys.modules.get(__name__) is not _THIS:
+        problems.append(f"sys.modules[{__name__!r}]")
+    for label, namespace in _sealed_parts():
+        now = _callables(namespace)
+        sealed = _SEAL.setdefault(label, now)
+        problems += [f"{label}.{name}" for name, ident in sealed.items()
+                     if now.get(name, ident) != ident]
+    shell = _shell()
+    if shell is not None:
+        sealed = _SEAL.setdefault("IPython", _shell_parts(shell))
+        problems += [part for part, ident in _shell_parts(shell).items() if sealed[part] != ident]
+    return problems
+
+
+tampered()  # seal what is loaded now
+
+
+# -- stderr goes to stdout while a check runs -----------------------------------------------
+
+class _ToStdout:
+    """A stand-in for sys.stderr that writes to the stdout of the moment it was made."""
+
+    def __init__(self) -> None:
+        self.target = sys.stdout
+
+    def write(self, text: str) -> int:
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+class _StderrToStdout:
+    """Route sys.stderr, and logging handlers that hold it, to stdout; undo on exit."""
+
+    def __enter__(self) -> None:
+        self.original = sys.stderr
+        self.stand_in = _ToStdout()
+        sys.stderr = self.stand_in
+        self.handlers = [h for h in _stream_handlers() if h.stream is self.original]
+        for handler in self.handlers:
+            handler.setStream(self.stand_in)
+
+    def __exit__(self, *exc: object) -> None:
+        for handler in self.handlers:
+            if handler.stream is self.stand_in:
+                handler.setStream(self.original)
+        if sys.stderr is self.stand_in:
+            sys.stderr = self.original
+
+
+def _stream_handlers() -> list[logging.StreamHandler]:
+    loggers = [logging.getLogger(), *(logger for logger in
+               list(logging.Logger.manager.loggerDict.values())
+               if isinstance(logger, logging.Logger))]
+    return [h for logger in loggers for h in logger.handlers
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
 
 
 class checking:  # lower case: used like contextlib.suppress
@@ -58,8 +224,18 @@ class checking:  # lower case: used like contextlib.suppress
 
     def __init__(self, name: str, success: str) -> None:
         self.name, self.success = name, success
+        self.stderr = _StderrToStdout()
 
     def __enter__(self) -> None:
+        __tracebackhide__ = True
+        replaced = tampered()
+        if replaced:
+            raise Tampered(wrap(
+                f"{self.name}: the notebook replaced {', '.join(replaced[:3])}, which the "
+                "checks rely on, so no check can pass.\nHint: remove that code from your "
+                "answer, restart the kernel and run all cells"
+            ))
+        self.stderr.__enter__()
         return None
 
     def __exit__(
@@ -68,22 +244,31 @@ class checking:  # lower case: used like contextlib.suppress
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        __tracebackhide__ = True
+        self.stderr.__exit__()
         name = self.name
         if error is None:
+            replaced = tampered()
+            if replaced:
+                raise Tampered(wrap(f"{name}: the check ran but {', '.join(replaced[:3])} "
+                                    "changed while it did.\nHint: remove that code from your "
+                                    "answer"))
             passed(f"{name}: {self.success}")
             return False
         if isinstance(error, NotDoneYet):
             return False
         if isinstance(error, CheckFailed):
-            raise CheckFailed(f"{name}: {error}") from None
+            raise type(error)(wrap(f"{name}: {error}")) from None
         if isinstance(error, NotImplementedError):
-            raise NotDoneYet(
-                f"{name}: exercise not done yet. Hint: replace `raise NotImplementedError()` in "
-                "the exercise cell above with your code, run that cell, then run this one again"
-            ) from None
+            raise NotDoneYet(wrap(
+                f"{name}: exercise not done yet.\nHint: replace `raise NotImplementedError()` "
+                "in the exercise cell above with your code, run that cell, then this one"
+            )) from None
         if isinstance(error, NameError):
-            raise NotDoneYet(
-                f"{name}: {error}. Hint: finish the exercise cell above and run it "
+            raise NotDoneYet(wrap(
+                f"{name}: {error}.\nHint: finish the exercise cell above and run it "
                 "(after a kernel restart, run the cells above this one again)"
-            ) from None
+            )) from None
         return False
+
+

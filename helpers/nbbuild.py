@@ -82,7 +82,8 @@ def code(
 ) -> NotebookNode:
     """A code cell; `exercise=` (answer cell) or `check=` (graded test cell) names its grade_id.
 
-    The grade_id also becomes the cell id, so a grader can restore check cells by id.
+    The grade_id also becomes the cell id, so a grader can restore check cells by id. Both kinds
+    are tagged `raises-exception` (they fail until the learner has answered).
     """
     if exercise is not None and check is not None:
         raise ValueError("a cell is either an exercise or a check, not both")
@@ -94,6 +95,9 @@ def code(
         _grade(cell, exercise, grade=False, solution=True, locked=False)
     elif check is not None:
         _grade(cell, check, grade=True, solution=False, locked=True, points=points)
+    if exercise is not None or check is not None:
+        # fails until answered: "Run All" in an nbgrader release copy must go past it
+        cell.metadata["tags"] = [*cell.metadata.get("tags", []), "raises-exception"]
     return cell
 
 

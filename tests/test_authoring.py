@@ -182,3 +182,48 @@ def test_cells_using_an_exercise_result_may_fail_in_the_learner_copy() -> None:
     nb.cells = [code("print(ping({}, None))", tags=["needs-exercise"]), code("print(1)")]
     cells = learner_copy(nb).cells
     assert [c.metadata.get("tags") for c in cells] == [["needs-exercise", "raises-exception"], None]
+
+
+def test_builder_tags_exercise_and_check_cells_for_release_copies() -> None:
+    """nbgrader makes its release copies from solutions/: the tag must be there already."""
+    cells = [code("a = 1", exercise="e"), code("assert a", check="e-check"), code("b = 2")]
+    assert [c.metadata.get("tags") for c in cells] == [["raises-exception"],
+                                                        ["raises-exception"], None]
+
+
+def test_tag_release_cells_adds_the_tag_once() -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [code("print(ping({}, None))", tags=["needs-exercise"]), code("x = 1")]
+    nb.cells[0].metadata["tags"] = ["needs-exercise"]
+    authoring.tag_release_cells(authoring.tag_release_cells(nb))
+    assert [c.metadata.get("tags") for c in nb.cells] == [["needs-exercise", "raises-exception"],
+                                                           None]
+
+
+def test_execute_refuses_a_solution_whose_check_fails(tmp_path: Path) -> None:
+    (tmp_path / "notebooks").mkdir()
+    write_notebook(tmp_path / "solutions" / "01_bad.ipynb", [
+        code("x = 1", exercise="x"),
+        code("assert x == 2, 'x is not 2'", check="x-check"),
+    ])
+    with pytest.raises(authoring.ExecutionFailed, match=r"id x-check\): raised in the solution: "
+                       r"AssertionError: x is not 2"):
+        authoring.execute(root=tmp_path)
+
+
+def graded_exercises(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code"
+            and c.metadata.get("nbgrader", {}).get("grade")]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_graded_part_has_hidden_tests_that_learners_never_see(path: Path) -> None:
+    solution = nbformat.read(path, as_version=4)
+    checks = graded_exercises(solution)
+    assert all("### BEGIN HIDDEN TESTS" in c.source for c in checks), [
+        c.id for c in checks if "### BEGIN HIDDEN TESTS" not in c.source]
+    assert all("from helpers.checks import" in c.source for c in checks), (
+        "check cells import what they use, so an answer cell cannot redefine it")
+    learner = (ROOT / "notebooks" / path.name).read_text()
+    assert "HIDDEN TESTS" not in learner
+    assert all(c.metadata.get("nbgrader", {}).get("points") for c in checks)

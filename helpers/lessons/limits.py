@@ -114,7 +114,7 @@ def _tick(client: Any, now: float) -> None:
     except (websocket.WebSocketConnectionClosedException, BrokenPipeError,
             ConnectionError) as error:
         raise CheckFailed(
-            f"tick() used a connection that was already closed ({type(error).__name__}). "
+            f"tick() used a connection that was already closed ({type(error).__name__}).\n"
             "Hint: check self.conn.closed first, and open a new Client when it is closed"
         ) from None
 

@@ -291,92 +291,116 @@ def plot_timelines(polling: Timeline, push: Timeline, labels: Sequence[str] = ()
     return ax
 
 
+class UpdateStream:
+    """A real connection that a check pushes updates to: its own gateway, client and backend.
+
+    `run(collect_updates, pushes, offsets, count, timeout)` starts pushing `pushes[i]` at
+    `offsets[i]` seconds, calls the learner's function on the client, and returns what it
+    returned and how long it took. The notebook's own `tracker` is left alone.
+    """
+
+    def __enter__(self) -> UpdateStream:
+        import boto3
+
+        from helpers.client import Client
+        from helpers.display import Redactor
+        from helpers.gateway import LocalGateway
+
+        self.gateway = LocalGateway.from_handlers({}, redactor=Redactor()).start()
+        self.api = boto3.client("apigatewaymanagementapi",
+                                endpoint_url=self.gateway.callback_url)
+        self.client = Client(self.gateway.url, name="probe")
+        self.client_id = self.gateway.connections[0]
+        return self
+
+    def push(self, update: Any) -> None:
+        self.api.post_to_connection(ConnectionId=self.client_id,
+                                    Data=json.dumps(update).encode())
+
+    def run(self, collect_updates: Callable[..., Any], pushes: Sequence[Any],
+            offsets: Sequence[float] | None, count: int, timeout: float) -> tuple[Any, float]:
+        """(what collect_updates returned or "a TimeoutError", seconds it took)."""
+        if offsets is None:  # all at once, before the call
+            for update in pushes:
+                self.push(update)
+        else:
+            Producer(pushes, offsets, self.push).start()
+        began = time.monotonic()
+        try:
+            got = collect_updates(self.client, count=count, timeout=timeout)
+        except TimeoutError:
+            got = "a TimeoutError"
+        return got, time.monotonic() - began
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.gateway.stop()
+
+
+UPDATES = [{"seq": n, "status": f"update {n}"} for n in range(1, 5)]
+
 #: How long the check lets `collect_updates` wait for a message a correct loop gets at once.
 PATIENCE = 5.0
 
 
-def check_collect_updates(collect_updates: Callable[..., Any]) -> None:
-    """Lesson 01's graded check: push updates to a real connection and call `collect_updates`.
+def check_collect_updates(collect_updates: Callable[..., Any], part: str) -> None:
+    """Lesson 01's graded check, in two parts, each on its own `UpdateStream`.
 
-    Four scenarios on its own gateway and client (the notebook's `tracker` is left alone): a
-    full stream that arrives 0.1 s apart, a stream longer than `count`, a stream with
-    `{"type": "done"}` and one more update after it, and silence. Failures raise `CheckFailed`
-    with a hint (helpers.checks).
+    "waits": four updates arrive 0.1 s apart; the loop must wait for each, in order.
+    "stops": a stream longer than `count`, one with `{"type": "done"}` and one more update
+    after it, and silence. Failures raise `CheckFailed` with a hint (helpers.checks).
 
     No verdict depends on how fast the machine is: "stops at once" means "leaves what follows
     "done" unread", and the `timeout` given to `collect_updates` is a long safety net wherever
-    a correct loop never waits for it (only scenario 4 is about timing out).
+    a correct loop never waits for it (only the silence scenario is about timing out).
     """
-    import boto3
-
     from helpers.checks import check
-    from helpers.client import Client
-    from helpers.display import Redactor
-    from helpers.gateway import LocalGateway
 
-    gateway = LocalGateway.from_handlers({}, redactor=Redactor()).start()
-    api = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.callback_url)
-    probe = Client(gateway.url, name="probe")
-    try:
-        probe_id = gateway.connections[0]
-
-        def push(update: Any) -> None:
-            api.post_to_connection(ConnectionId=probe_id, Data=json.dumps(update).encode())
-
-        updates = [{"seq": n, "status": f"update {n}"} for n in range(1, 5)]
-
-        # 1. Four updates, 0.1 s apart: the loop has to wait for each one.
-        Producer(updates, [0.05, 0.15, 0.25, 0.35], push).start()
-        got = collect_updates(probe, count=4, timeout=PATIENCE)
-        check(isinstance(got, list), f"it returned {type(got).__name__}, not a list",
-              hint="collect the updates in a list and return it")
-        check(all(isinstance(u, dict) for u in got),
-              f"it returned {got!r}: the items should be parsed JSON (dicts)",
-              hint="json.loads(client.recv(timeout=timeout)) gives a dict")
-        check(len(got) == 4, f"it returned {len(got)} of the 4 updates pushed 0.1 s apart",
-              hint="keep calling client.recv(timeout=timeout) in a loop until you have "
-                   "`count` updates; recv waits for the next message")
-        check(got == updates, f"the updates came back as {[u.get('seq') for u in got]}, "
-                              "not [1, 2, 3, 4]",
-              hint="append each update as it arrives, and do not sort or skip any")
-
-        # 2. Three pushed, count=2: take two, leave the third for later.
-        for update in updates[:3]:
-            push(update)
-        got = collect_updates(probe, count=2, timeout=PATIENCE)
+    updates = UPDATES
+    with UpdateStream() as stream:
+        if part == "waits":
+            got, _ = stream.run(collect_updates, updates, [0.05, 0.15, 0.25, 0.35], 4,
+                                PATIENCE)
+            kind = got if isinstance(got, str) else type(got).__name__
+            check(isinstance(got, list), f"it returned {kind}, not a list",
+                  hint="collect the updates in a list and return it")
+            check(all(isinstance(u, dict) for u in got),
+                  f"it returned {got!r}: the items should be parsed JSON (dicts)",
+                  hint="json.loads(client.recv(timeout=timeout)) gives a dict")
+            check(len(got) == 4, f"it returned {len(got)} of the 4 updates pushed 0.1 s apart",
+                  hint="keep calling client.recv(timeout=timeout) in a loop until you have "
+                       "`count` updates; recv waits for the next message")
+            check(got == updates, f"the updates came back as {[u.get('seq') for u in got]}, "
+                                  "not [1, 2, 3, 4]",
+                  hint="append each update as it arrives, and do not sort or skip any")
+            return
+        # Three pushed, count=2: take two, leave the third for later.
+        got, _ = stream.run(collect_updates, updates[:3], None, 2, PATIENCE)
         check(got == updates[:2],
-              f"with count=2 it returned {[u.get('seq') for u in got]}, not [1, 2]",
+              f"with count=2 it returned {got!r}, not the first two updates",
               hint="stop receiving as soon as you have `count` updates")
-        left = probe.try_recv(PATIENCE)  # the third update must still be waiting
+        left = stream.client.try_recv(PATIENCE)  # the third update must still be waiting
         check(left is not None and json.loads(left) == updates[2],
               "with count=2 it received more than 2 messages",
               hint="check len(updates) < count before each recv")
-
-        # 3. Two updates, "done", one more: stop at "done" and leave the rest unread. (With
-        #    count=3 a loop that goes on gets its third item at once, so it fails at once.)
+        # Two updates, "done", one more: stop at "done" and leave the rest unread. (With
+        # count=3 a loop that goes on gets its third item at once, so it fails at once.)
         after = {"seq": 5, "status": "after done"}
-        for update in [*updates[:2], {"type": "done"}, after]:
-            push(update)
-        got = collect_updates(probe, count=3, timeout=PATIENCE)
-        check({"type": "done"} not in got, f"after two updates and 'done' it returned {got!r}",
+        got, _ = stream.run(collect_updates, [*updates[:2], {"type": "done"}, after], None, 3,
+                            PATIENCE)
+        check(isinstance(got, list) and {"type": "done"} not in got,
+              f"after two updates and 'done' it returned {got!r}",
               hint='stop at {"type": "done"} and do not include it in the list')
         check(after not in got, "it kept reading after 'done' (it returned the update sent "
                                 f"after it: {[u.get('seq') for u in got]})",
               hint='break out of the loop when message.get("type") == "done"')
         check(got == updates[:2], f"after two updates and 'done' it returned {got!r}",
               hint='stop at {"type": "done"} and do not include it in the list')
-        left = probe.try_recv(PATIENCE)  # what followed "done" must still be waiting
+        left = stream.client.try_recv(PATIENCE)  # what followed "done" must still be waiting
         check(left is not None and json.loads(left) == after,
               "it received more messages after 'done'",
               hint='break out of the loop when message.get("type") == "done"')
-
-        # 4. Silence: return what you have (nothing) when recv times out.
-        try:
-            got = collect_updates(probe, count=3, timeout=0.3)
-        except TimeoutError:
-            got = "a TimeoutError"
+        # Silence: return what you have (nothing) when recv times out.
+        got, _ = stream.run(collect_updates, [], None, 3, 0.3)
         check(got == [], f"when nothing arrives it returned {got!r}, not []",
               hint="catch TimeoutError around client.recv and stop the loop")
-    finally:
-        probe.close()
-        gateway.stop()

@@ -1,0 +1,156 @@
+"""Execute one graded notebook cell by cell in a fresh kernel (run inside `sandbox`).
+
+    python -m helpers.grade.worker --helpers DIR --cell-timeout S --total-timeout S < nb > result
+
+Reads the notebook JSON on stdin, writes {"notebook": ..., "problem": ...} JSON on stdout.
+Every cell gets `cell_timeout` seconds; a cell that overruns is interrupted; if the kernel
+ignores the interrupt (or dies, or the total time runs out) the remaining cells are marked
+"not run" with the reason in `metadata.grading`, and the notebook still comes back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from helpers.grade import sandbox
+from helpers.grade.steps import NOT_RUN, limit_output
+
+PROBE_TIMEOUT = 10  # seconds a kernel has to answer after an interrupt
+
+
+def _note(cell: nbformat.NotebookNode, status: str, message: str) -> None:
+    cell.metadata["grading"] = {"status": status, "message": message}
+
+
+def _skipped(cell: nbformat.NotebookNode) -> bool:
+    from helpers.authoring import skipped
+
+    return skipped(cell)
+
+
+TIMED_OUT = "CellTimeoutError"
+
+
+class _Client(NotebookClient):
+    """nbclient, remembering whether the last cell timed out.
+
+    On a timeout nbclient interrupts the kernel and hands back an error reply at once
+    (`error_on_timeout`), and stops waiting for that cell's output after `iopub_timeout`,
+    so a kernel that ignores the interrupt cannot stall the grader or steal later output.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_timed_out = False
+        self.on_cell_executed = self._remember
+
+    def _remember(self, cell: object = None, cell_index: int = 0,
+                  execute_reply: dict | None = None) -> None:
+        content = (execute_reply or {}).get("content", {})
+        self.last_timed_out = content.get("ename") == TIMED_OUT
+
+    def run(self, cell: nbformat.NotebookNode, index: int, timeout: float) -> bool:
+        """Execute one cell within `timeout` seconds; True if it finished in time."""
+        self.timeout, self.last_timed_out = int(max(1, timeout)), False
+        self.execute_cell(cell, index)
+        return not self.last_timed_out
+
+
+def _responsive(client: _Client) -> bool:
+    """After a timeout: does the kernel run a trivial cell within PROBE_TIMEOUT?"""
+    return client.run(nbformat.v4.new_code_cell("pass"), 0, PROBE_TIMEOUT)
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path, cell_timeout: float,
+            total_timeout: float) -> str | None:
+    """Run `nb` in place; return a notebook-wide problem ("kernel died ..."), or None."""
+    client = _Client(
+        nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+        interrupt_on_timeout=True, record_timing=False, raise_on_iopub_timeout=False,
+        error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
+        iopub_timeout=5, shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd)}},
+        extra_arguments=["--HistoryManager.hist_file=:memory:"],
+    )
+    deadline = time.monotonic() + total_timeout
+    problem: str | None = None
+    with client.setup_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or _skipped(cell):
+                continue
+            if problem is not None:
+                _note(cell, NOT_RUN, problem)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                problem = f"not run: the notebook used up its {total_timeout:.0f} s"
+                _note(cell, NOT_RUN, problem)
+                continue
+            try:
+                if not client.run(cell, index, min(cell_timeout, left)):
+                    _note(cell, f"timed out after {client.timeout} s",
+                          "the cell was still running when its time ran out")
+                    if not _responsive(client):
+                        problem = (f"not run: the kernel ignored the interrupt after cell "
+                                   f"{index} timed out")
+            except DeadKernelError:
+                _note(cell, "kernel died", "the kernel process ended while this cell ran")
+                problem = f"not run: the kernel died in cell {index}"
+            limit_output(cell)
+    return problem
+
+
+def _read_tree(folder: Path) -> dict[Path, bytes]:
+    """Every .py file under `folder` but the grader itself, by relative path."""
+    return {path.relative_to(folder): path.read_bytes() for path in folder.rglob("*.py")
+            if "grade" not in path.relative_to(folder).parts}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.grade.worker")
+    parser.add_argument("--helpers", type=Path, required=True, help="trusted helpers/ to copy")
+    parser.add_argument("--cell-timeout", type=float, default=120)
+    parser.add_argument("--total-timeout", type=float, default=900)
+    args = parser.parse_args()
+    nb = nbformat.reads(sys.stdin.read(), as_version=4)
+
+    trusted = _read_tree(args.helpers)  # before /tmp (where it may live) is covered
+    sandbox.become_subreaper()
+    in_namespace = sandbox.private_tmp()
+    base = Path(tempfile.mkdtemp(prefix="grade-", dir="/tmp" if in_namespace else None))
+    try:
+        # a fresh copy of helpers/ per notebook: edits by a submission die with it
+        for relative, data in trusted.items():
+            target = base / "lib" / "helpers" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        work = base / "work"
+        work.mkdir()
+        os.environ.update(
+            PYTHONPATH=str(base / "lib"), TMPDIR=str(base), HOME=str(base),
+            IPYTHONDIR=str(base / "ipython"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            MPLCONFIGDIR=str(base / "mpl"), MPLBACKEND="agg",
+        )
+        sys.path.insert(0, str(base / "lib"))
+        problem = execute(nb, work, args.cell_timeout, args.total_timeout)
+        sys.stdout.write(json.dumps({"notebook": nb, "problem": problem}))
+        sys.stdout.flush()
+    finally:
+        sandbox.kill_descendants()
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
