@@ -24,8 +24,20 @@ _names = iter(range(1, 1_000_000))
 class Client:
     """One WebSocket connection, e.g. `alice = Client(gateway.url, name="alice")`.
 
+    Other keyword arguments go to `websocket.create_connection`, e.g. `origin="https://..."`,
+    `header=["User-Agent: phone/1.0"]` or `subprotocols=["chat.v1"]` (see `subprotocol`).
     Raises `websocket.WebSocketBadStatusException` (with `.status_code`) when the handshake
     is refused, e.g. 403 from a `$connect` handler.
+
+    Receiving: `recv(timeout)` returns the next message and raises `TimeoutError` when none
+    comes in time (it says so when the connection has closed); `try_recv` returns None
+    instead; `messages` lists everything received.
+
+    Closing: `closed` tells whether the connection has ended. `close_code` and
+    `close_reason` then say how: the code of the close frame (e.g. 1001 "Going away" from
+    API Gateway, 1000 after `delete_connection`), 1005 for a close frame without a code,
+    1006 when the socket dropped without one; None while open. `wait_closed(timeout)`
+    waits for the close and returns `(close_code, close_reason)`, or raises `TimeoutError`.
     """
 
     def __init__(self, url: str, *, name: str | None = None, timeout: float = 10.0,
@@ -38,6 +50,7 @@ class Client:
         self._received: list[str] = []
         self.received_at: list[float] = []  # time.perf_counter() of each message's arrival
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified on every message
         self._closed = threading.Event()
         self._closing = False
         self.close_code: int | None = None
@@ -45,6 +58,11 @@ class Client:
         self._reader = threading.Thread(target=self._read, name=f"client-{self.name}",
                                         daemon=True)
         self._reader.start()
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The `Sec-WebSocket-Protocol` the server chose from `subprotocols=[...]`, if any."""
+        return self._ws.getsubprotocol()
 
     def __repr__(self) -> str:
         state = f"closed {self.close_code}" if self.closed else "open"
@@ -93,14 +111,10 @@ class Client:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
         """Wait until `count` messages have arrived in all; returns them."""
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if len(self._received) >= count:
-                break
-            deadline.wait(0.01)
-        if len(self._received) < count:
-            raise TimeoutError(f"{self.name} has {len(self._received)} of {count} messages")
-        return self.messages
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self._received) >= count, timeout):
+                raise TimeoutError(f"{self.name} has {len(self._received)} of {count} messages")
+            return list(self._received)
 
     # Closing --------------------------------------------------------------------------
 
@@ -163,9 +177,10 @@ class Client:
             self._closed.set()
 
     def _deliver(self, text: str) -> None:
-        with self._lock:
+        with self._arrived:
             self.received_at.append(time.perf_counter())
             self._received.append(text)
+            self._arrived.notify_all()
         self._inbox.put(text)
 
 

@@ -1,6 +1,6 @@
 """Deterministic displays for the notebooks: tables and JSON with the random parts redacted.
 
-nbval compares every stored output as text (reference/teaching-notebooks.md §1.3), so anything
+nbval compares every stored output as text (nbval.readthedocs.io), so anything
 shown must be identical on every run: connection, request and API ids, ports, trace ids and
 timestamps are replaced here, at the source, by stable labels ("conn-1", "req-1", "api-1",
 "PORT") and placeholders ("<requestTime>"). Each rich display has exactly one rich MIME type
@@ -53,6 +53,11 @@ class Redactor:
             self._counts[kind] += 1
             self._labels[value] = f"{kind}-{self._counts[kind]}"
         return self._labels[value]
+
+    def name(self, value: str, label: str) -> str:
+        """Show `value` as `label` from now on (e.g. a connection id as "alice")."""
+        self._labels[value] = label
+        return label
 
     def text(self, text: str) -> str:
         """Redact a string: ids seen so far or quoted as JSON ids, UUIDs, loopback ports."""
@@ -137,6 +142,7 @@ class Table:
         def esc(text: str) -> str:
             text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             text = text.replace("$", "\\$")  # else JupyterLab renders $route ... $route as math
+            text = text.replace("*", "\\*")  # else an ARN's "/*/*/" turns into italics
             return text.replace("|", "\\|").replace("\n", "<br>")
 
         lines = [f"**{esc(self.title)}**", ""] if self.title else []

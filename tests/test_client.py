@@ -54,3 +54,25 @@ def test_refused_handshake_raises_with_the_status(serve):
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         Client(gateway.url)
     assert refused.value.status_code == 401
+
+
+def test_help_explains_close_code_and_timeouts():
+    import pydoc
+
+    from helpers.client import Client
+
+    text = pydoc.render_doc(Client, renderer=pydoc.plaintext)
+    for needed in ("close_code", "close_reason", "1006", "TimeoutError", "try_recv", "origin="):
+        assert needed in text, needed
+
+
+def test_wait_for_returns_once_enough_messages_arrived_and_times_out_otherwise(serve):
+    gateway = serve({"$default": lambda event, context: {"statusCode": 200,
+                                                         "body": event["body"]}},
+                    two_way=["$default"])
+    with Client(gateway.url, name="w") as client:
+        client.send("a")
+        client.send("b")
+        assert client.wait_for(2) == ["a", "b"]
+        with pytest.raises(TimeoutError, match="has 2 of 3 messages"):
+            client.wait_for(3, timeout=0.2)

@@ -102,3 +102,9 @@ def test_table_redacts_with_a_shared_redactor_and_picks_columns() -> None:
 
 def test_empty_table_says_so() -> None:
     assert repr(table([], columns=["a"])) == "a\n-\n(no rows)"
+
+
+def test_table_markdown_keeps_an_arns_asterisks_literal() -> None:
+    t = table([{"resource": "arn:aws:execute-api:us-east-1:1:api/*/*/@connections/*"}])
+    assert t._repr_markdown_().splitlines()[-1] == (
+        "| arn:aws:execute-api:us-east-1:1:api/\\*/\\*/@connections/\\* |")

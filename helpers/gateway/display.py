@@ -1,4 +1,4 @@
-"""Deterministic views of a gateway's event log: a table and a Mermaid sequence diagram.
+"""Deterministic views of a gateway's event log: a table and a sequence diagram.
 
 Ids become stable labels (conn-1, req-1) through one `Redactor` per gateway, so a connection
 keeps its label from cell to cell; times appear only on a virtual clock, where they are
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from helpers.diagrams import SequenceDiagram
 from helpers.display import Redactor, Table, table
 from helpers.gateway.eventlog import Entry
 
@@ -32,9 +33,11 @@ def _detail(entry: Entry, redactor: Redactor, logs: bool) -> str:
         if d.get("error") and d["outcome"] == "error":
             line += f" ({_short(d['error'], 60)})"
         if logs:
-            lines = [ln for ln in d.get("logs") or () if not ln.startswith(("START", "END",
-                                                                             "REPORT"))]
-            line += "".join(f"\n    {_short(text(ln), 100)}" for ln in lines)
+            # One row per printed line: a traceback keeps its "File ..., line N" lines.
+            lines = [part for ln in d.get("logs") or ()
+                     if not ln.startswith(("START", "END", "REPORT"))
+                     for part in ln.splitlines()]
+            line += "".join(f"\n    {_short(text(ln), 200)}" for ln in lines)
         return line
     if entry.kind == "send":
         return f"out ({d['via']}) {_short(text(d['body']), 70)!r}"
@@ -78,68 +81,96 @@ def event_table(
     return table(rows, columns, title)
 
 
-class Mermaid:
-    """A Mermaid diagram: rendered by JupyterLab >= 4.1 from a ```mermaid fence."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def __repr__(self) -> str:
-        return self.source
-
-    def _repr_markdown_(self) -> str:
-        return f"```mermaid\n{self.source}\n```"
-
-
 def sequence_diagram(
     entries: Iterable[Entry], *, redactor: Redactor, title: str | None = None
-) -> Mermaid:
-    """Clients, the gateway and the Lambda functions, as the event log saw them talk."""
-    lines = ["sequenceDiagram"]
-    if title:
-        lines.insert(0, f"---\ntitle: {title}\n---")
-    participants: list[str] = []
-    body: list[str] = []
+) -> SequenceDiagram:
+    """Clients, API Gateway and the Lambda functions, as the event log saw them talk.
 
-    def who(entry: Entry) -> str:
-        label = redactor.label(entry.connection_id, "conn")
-        name = "client " + label.split("-")[-1]
-        if name not in participants:
-            participants.append(name)
-        return name.replace(" ", "_")
+    Clients appear under their redactor labels (`conn-1`, or a name a lesson gave with
+    `Redactor.name`), left of API Gateway; functions to its right. A push is drawn as what it
+    is: a `post_to_connection` call to API Gateway, then the frame it sends. The caller is the
+    function whose invocation is in flight (the latest one started), else the notebook's own
+    code. Steps keep the log's order: a function's reply comes after the pushes it made.
+    """
+    entries = list(entries)
+    diagram = SequenceDiagram(title=title)
+    clients: dict[str, str] = {}
+    functions: dict[str, str] = {}
+    gateway = "gw"
+    in_flight: list[str] = []  # functions started and not finished, oldest first
+    starts_logged = any(e.kind == "call" for e in entries)
 
-    def fn(name: str) -> str:
-        if f"λ {name}" not in participants:
-            participants.append(f"λ {name}")
-        return "fn_" + name.replace("-", "_").replace(".", "_")
+    def client(entry: Entry) -> str:
+        if entry.connection_id not in clients:
+            clients[entry.connection_id] = f"c{len(clients) + 1}"
+            if entry.connection_id:  # labelled in order of appearance
+                redactor.label(entry.connection_id, "conn")
+        return clients[entry.connection_id]
+
+    def function(name: str) -> str:
+        if name not in functions:
+            functions[name] = f"fn{len(functions) + 1}"
+        return functions[name]
+
+    def caller() -> str:
+        return function(in_flight[-1]) if in_flight else "you"
 
     def quote(text: str) -> str:
-        return _short(redactor.text(text), 50).replace(";", ",").replace("#", "")
+        return _short(redactor.text(text), 50)
+
+    def start(name: str, route: str) -> None:
+        in_flight.append(name)
+        diagram.arrow("call", gateway, function(name), f"{route} event")
 
     for e in entries:
         d = e.detail
         if e.kind == "connect":
-            body.append(f"    {who(e)}->>gateway: connect (101)")
+            diagram.arrow("call", client(e), gateway, "connect (101 Switching Protocols)")
+        elif e.kind == "reject":
+            diagram.note(gateway, f"handshake refused: HTTP {d['status']}")
         elif e.kind == "message":
-            body.append(f"    {who(e)}->>gateway: {quote(d['body'])}")
-            if d.get("function"):  # the message's call starts now: pushes it makes follow
-                body.append(f"    gateway->>{fn(d['function'])}: {d['route']} event")
-        elif e.kind == "call":  # when the Lambda starts: pushes it makes then follow in order
-            who(e)
-            body.append(f"    gateway->>{fn(d['function'])}: {d['route']} event")
-        elif e.kind == "invoke" and d["outcome"] != "ok":
-            body.append(f"    {fn(d['function'])}--x gateway: {d['outcome']}")
-        elif e.kind == "send" and d["via"] == "push":
-            body.append(f"    gateway-->>{who(e)}: {quote(d['body'])} (pushed)")
+            diagram.arrow("call", client(e), gateway, quote(d["body"]))
+            if d.get("function") and not starts_logged:
+                start(d["function"], d["route"])
+        elif e.kind == "call":
+            client(e)
+            start(d["function"], d["route"])
+        elif e.kind == "invoke":
+            if d["function"] in in_flight:
+                in_flight.remove(d["function"])
+            result = d.get("result")
+            if d["outcome"] != "ok":
+                diagram.arrow("fail", function(d["function"]), gateway, d["outcome"])
+            elif isinstance(result, dict) and "statusCode" in result:
+                diagram.arrow("reply", function(d["function"]), gateway,
+                              f"returns statusCode {result['statusCode']}")
+            else:
+                diagram.arrow("reply", function(d["function"]), gateway, "returns")
         elif e.kind == "send":
-            body.append(f"    gateway-->>{who(e)}: {quote(d['body'])}")
+            target = client(e)
+            if d["via"] == "push":
+                diagram.arrow("call", caller(), gateway,
+                              f"post_to_connection({redactor.label(e.connection_id, 'conn')})")
+                diagram.arrow("reply", gateway, target, f"{quote(d['body'])} (pushed)")
+            else:
+                diagram.arrow("reply", gateway, target, quote(d["body"]))
         elif e.kind == "manage":
-            body.append(f"    Note over gateway: @connections {d['op'].upper()} {d['status']}")
+            op = {"post": "post_to_connection", "get": "get_connection",
+                  "delete": "delete_connection"}[d["op"]]
+            who = caller()
+            diagram.arrow("call", who, gateway,
+                          f"{op}({redactor.label(e.connection_id, 'conn')})")
+            diagram.arrow("fail" if d["status"] >= 400 else "reply", gateway, who,
+                          {410: "410 GoneException"}.get(d["status"], str(d["status"])))
         elif e.kind == "close":
-            body.append(f"    gateway--x{who(e)}: close {d['code']} ({d['by']})")
-    lines.append("    participant gateway as API Gateway")
-    for name in participants:
-        ident = name.replace(" ", "_") if name.startswith("client") else (
-            "fn_" + name[2:].replace("-", "_").replace(".", "_"))
-        lines.append(f"    participant {ident} as {name}")
-    return Mermaid("\n".join(lines + body))
+            diagram.arrow("fail", gateway, client(e), f"close {d['code']} ({d['by']})")
+    # Left to right: clients, API Gateway, functions, then the notebook if it called.
+    for connection_id, ident in clients.items():
+        diagram.participant(ident, redactor.label(connection_id, "conn") if connection_id
+                            else "a client")
+    diagram.participant(gateway, "API Gateway")
+    for name, ident in functions.items():
+        diagram.participant(ident, f"λ {name}")
+    if any("you" in (s.source, s.target) for s in diagram.steps):
+        diagram.participant("you", "your code")
+    return diagram
