@@ -94,17 +94,19 @@ _REBOUND = {"input", "raw_input", "_", "__", "___"}
 
 def _callables(namespace: dict[str, Any]) -> dict[str, int]:
     """Ids of the functions, classes and modules in a namespace (data may change freely)."""
-    return {name: id(value) for name, value in list(namespace.items())
+    return {name: id(value) for name, value in namespace.copy().items()
             if name not in _REBOUND and (callable(value) or isinstance(value, ModuleType))}
 
 
 def _sealed_parts() -> Iterator[tuple[str, dict[str, Any]]]:
     """(label, namespace) of everything a check relies on: helpers modules and their classes."""
     yield "builtins", vars(builtins)
-    for name, module in list(sys.modules.items()):
+    # dict.copy() is one C call that runs no Python code: other threads (handlers importing
+    # their modules) cannot change the dict half way, as they can during list(d.items()).
+    for name, module in sys.modules.copy().items():
         if (name == "helpers" or name.startswith("helpers.")) and module is not None:
             yield name, vars(module)
-            for attr, value in list(vars(module).items()):
+            for attr, value in vars(module).copy().items():
                 if isinstance(value, type) and value.__module__ == name:
                     yield f"{name}.{attr}", vars(value)
 

@@ -122,8 +122,8 @@ def load_handler(code_dir: str, handler: str, package: str) -> Handler:
 
 def unload(package: str) -> None:
     """Forget an environment's modules (its globals go with them)."""
-    # list(sys.modules) copies in one step: other threads may be importing meanwhile
-    for name in [n for n in list(sys.modules) if n == package or n.startswith(package + ".")]:
+    # sys.modules.copy() copies in one C call: other threads may be importing meanwhile
+    for name in [n for n in sys.modules.copy() if n == package or n.startswith(package + ".")]:
         sys.modules.pop(name, None)
     _builtins_by_package.pop(package, None)
 
