@@ -7,8 +7,9 @@ Everything runs in this one process, on 127.0.0.1, in the same run, so the ratio
 like with like (same machine load, same GIL): a raw `websockets.asyncio.server` echo server
 on its own loop and thread (the baseline), and the gateway serving an API deployed through
 moto with boto3, whose handler pushes with a module-level `apigatewaymanagementapi` client
-as real Lambda code would. Only the idle-memory clients live in a child process, so their
-memory is not counted as the server's. Targets print PASS/MISS; the exit status is 0 either
+as real Lambda code would. Two phases put their clients in child processes: idle memory (so
+the clients' memory is not counted as the server's) and the connect rate (so the clients'
+handshake code does not share the gateway's GIL). Targets print PASS/MISS; the exit status is 0 either
 way, because speed is measured here, not asserted.
 """
 
@@ -369,21 +370,46 @@ def connect_times(url: str, count: int, warmup: int) -> list[float]:
             ws.close()
 
 
-def connect_rate(url: str, count: int, parallel: int = 4) -> float:
-    """New connections per second, each through the `$connect` Lambda, from `parallel`
-    clients opening and closing connections one after another."""
-    def run(n: int) -> None:
-        for _ in range(n):
-            _connect(url).close()
+def connect_rate(url: str, count: int, parallel: int = 2) -> float:
+    """New connections per second, each through the `$connect` Lambda (and `$disconnect` after).
 
-    threads = [threading.Thread(target=run, args=(count // parallel,), daemon=True)
-               for _ in range(parallel)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(PHASE_SECONDS)
-    return (count // parallel) * parallel / (time.perf_counter() - started)
+    The clients open and close connections one after another in `parallel` child processes:
+    in this process they would share the gateway's GIL, and the figure would mostly measure
+    websocket-client's own handshake code. (On AWS the clients are never in the gateway.)
+    The clock starts once every child has imported and is ready.
+    """
+    each = count // parallel
+    children = [subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.gateway_bench", "--open-close", url, str(each)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    ) for _ in range(parallel)]
+    try:
+        for child in children:
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError("connect-rate helper did not start")
+        started = time.perf_counter()
+        for child in children:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in children:
+            if child.stdout.readline().strip() != "done":
+                raise RuntimeError("connect-rate helper failed")
+        return each * parallel / (time.perf_counter() - started)
+    finally:
+        for child in children:
+            child.kill()
+            child.wait(10)
+
+
+def open_close(url: str, count: int) -> None:
+    """The connect-rate child: say "ready", wait for "go", open and close `count`
+    connections one after another, say "done"."""
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(count):
+        _connect(url).close()
+    print("done", flush=True)
 
 
 def chat_load(url: str, clients: int, messages: int) -> tuple[int, int, float]:
@@ -674,9 +700,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--hold", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--open-close", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.hold:
         hold_clients(args.hold[0], int(args.hold[1]))
+        return 0
+    if args.open_close:
+        open_close(args.open_close[0], int(args.open_close[1]))
         return 0
     sizes = QUICK if args.quick else FULL
     print(f"gateway benchmark ({'quick' if args.quick else 'full'} run)", flush=True)
