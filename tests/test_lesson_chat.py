@@ -104,7 +104,7 @@ def test_member_list_is_complete_across_scan_pages(room):
     alice, _, _ = join("alice"), join("bob"), join("carol")
     alice.send_json({"action": "members"})
     assert received(alice, 3)[-1] == {"type": "members", "members": ["alice", "bob", "carol"]}
-    [entry] = gateway.log.invocations("members")
+    [entry] = gateway.log.wait_for_invocations("members", 1)  # recorded after the push
     assert any("scan: 2 pages" in line for line in entry["logs"])
 
 

@@ -86,11 +86,34 @@ def kill_descendants(pid: int | None = None) -> int:
 
 
 def private_tmp() -> bool:
-    """Inside our own mount namespace: mount a fresh tmpfs on /tmp (True if done)."""
+    """Inside our own mount namespace: mount a fresh tmpfs on /tmp (True if done).
+
+    When this Python, its packages or the course live under /tmp (a fresh clone made with
+    `mktemp -d`, its .venv inside), their top folders are bound back into the new /tmp, or the
+    tmpfs would hide them and the kernel with them. Everything else under /tmp is private.
+    """
     if os.environ.get("GRADE_IN_NAMESPACE") != "1":
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/tmp"],
-                          capture_output=True, check=False).returncode == 0
+    tmp = Path("/tmp").resolve()
+    keep = sorted({Path(where).resolve().relative_to(tmp).parts[0]
+                   for where in (sys.prefix, sys.base_prefix, *sys.path, os.getcwd())
+                   if where and Path(where).resolve().is_relative_to(tmp)
+                   and Path(where).resolve() != tmp})
+
+    def mount(*args: str) -> bool:
+        return subprocess.run(["mount", *args], capture_output=True, check=False).returncode == 0
+
+    old = Path("/mnt")  # the old /tmp stays reachable here while we bind folders back
+    if keep and not mount("--bind", str(tmp), str(old)):
+        return False
+    if not mount("-t", "tmpfs", "tmpfs", str(tmp)):
+        return False
+    for name in keep:
+        (tmp / name).mkdir()
+        mount("--bind", str(old / name), str(tmp / name))
+    if keep:
+        subprocess.run(["umount", "-l", str(old)], capture_output=True, check=False)
+    return True
 
 
 def run(argv: Sequence[str], stdin: bytes, timeout: float) -> tuple[int | None, bytes, bytes]:
