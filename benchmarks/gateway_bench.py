@@ -9,8 +9,8 @@ on its own loop and thread (the baseline), and the gateway serving an API deploy
 moto with boto3, whose handler pushes with a module-level `apigatewaymanagementapi` client
 as real Lambda code would. Two phases put their clients in child processes: idle memory (so
 the clients' memory is not counted as the server's) and the connect rate (so the clients'
-handshake code does not share the gateway's GIL). Targets print PASS/MISS; the exit status is 0 either
-way, because speed is measured here, not asserted.
+handshake code does not share the gateway's GIL). Targets print PASS/MISS; the exit status
+is 0 either way, because speed is measured here, not asserted.
 """
 
 from __future__ import annotations
