@@ -108,6 +108,12 @@ def check_lifecycle_handlers(connect_source: str, disconnect_source: str,
             sender.send(message)
             reply = sender.try_recv(3)
             raised = _last_error(gateway, "$default")
+            # Past its Timeout the call is frozen and logged as a timeout: a hung handler,
+            # whichever came first, the timeout or the 3 s this check waits.
+            check(raised not in ("function-timeout", "integration-timeout"),
+                  "your $default handler was still running 3 s after the message (it ran "
+                  "past its timeout)",
+                  hint="is it waiting for something? it should return at once")
             check(raised is None, f"your $default handler raised {raised}",
                   hint="look at the traceback in the exercise's handler; return "
                        "{'statusCode': 200, 'body': ...}")
