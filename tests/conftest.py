@@ -11,6 +11,7 @@ import contextlib
 import os
 import struct
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -133,3 +134,18 @@ def aws():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def run_together(*calls):
+    """Run zero-argument calls in parallel threads and return their results in order."""
+    results: list = [None] * len(calls)
+
+    def run(i, call):
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return results

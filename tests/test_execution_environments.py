@@ -19,6 +19,7 @@ import uuid
 import zipfile
 
 import pytest
+from conftest import run_together
 
 from helpers.gateway import lambda_runtime
 from helpers.gateway.lambda_runtime import LambdaFunction
@@ -60,18 +61,6 @@ def zip_function(files: dict[str, str], **kwargs) -> LambdaFunction:
     )
 
 
-def run_together(*calls):
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        results[i] = call()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return results
 
 
 def test_concurrent_invocations_see_separate_module_globals(shared):

@@ -18,6 +18,7 @@ import zipfile
 from unittest import mock
 
 import pytest
+from conftest import run_together
 
 from helpers.gateway import lambda_runtime
 from helpers.gateway.lambda_runtime import Invocation, LambdaFunction, WorkerPool
@@ -53,19 +54,6 @@ def shared():
     del sys.modules["lr_shared"]
 
 
-def run_together(*calls):
-    """Run zero-argument calls in parallel threads and return their results in order."""
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        results[i] = call()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
-    return results
 
 
 # ----------------------------------------------------------------------------- loading
