@@ -19,7 +19,6 @@ import concurrent.futures
 import contextlib
 import itertools
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from helpers.gateway.display import event_table, sequence_diagram
 from helpers.gateway.eventlog import EventLog
 from helpers.gateway.invoker import FrozenInvocation, Invoker, frozen_now
 from helpers.gateway.lambda_runtime import WorkerPool
+from helpers.gateway.quota import ConnectQuota
 from helpers.gateway.transport import Answer, Transport
 
 
@@ -99,7 +99,7 @@ class LocalGateway:
         idle_timeout: float = defaults.IDLE_TIMEOUT,
         max_lifetime: float = defaults.MAX_LIFETIME,
         clock: Clock | None = None,
-        max_connections_per_second: float | None = None,
+        max_connections_per_second: int | None = None,
         log_size: int = defaults.LOG_SIZE,
         redactor: Redactor | None = None,
     ):
@@ -109,8 +109,8 @@ class LocalGateway:
         self.host, self._requested_port, self.port = host, port, 0
         self.idle_timeout, self.max_lifetime = idle_timeout, max_lifetime
         self.clock: Clock = clock or RealClock()
-        self.max_connections_per_second = max_connections_per_second
-        self._rate_window: list[float] = []
+        self.max_connections_per_second = max_connections_per_second  # None: no quota
+        self._quota: ConnectQuota | None = None
         self.log = EventLog(log_size)
         self.redactor = redactor or Redactor()
         self.internal_errors: list[BaseException] = []  # gateway bugs; tests assert it stays empty
@@ -289,6 +289,32 @@ class LocalGateway:
         if self._pool is not None:
             self._pool.shutdown(timeout=1.0)
         self._loop = self._thread = None
+
+    def drop(self, *connection_ids: str, code: int | None = None, reason: str = "",
+             timeout: float = 10.0) -> None:
+        """Cut connections (every open one when none is named) as a failure on the way would.
+
+        Without `code` the TCP connection just ends, with no close frame: the client sees
+        1006 and so does `$disconnect` (docs/aws-behaviour.md §8). With `code` (e.g. 1011 or
+        1012) a close frame comes first, as from a proxy or a restarting server. Returns
+        once their `$disconnect` has run.
+        """
+        if self._loop is None:
+            raise RuntimeError("the gateway is not running")
+        wanted = set(connection_ids or self._open)
+
+        async def cut() -> None:
+            sessions = [s for cid, s in list(self._open.items()) if cid in wanted]
+            for session in sessions:
+                if code is None:
+                    session.tcp.abort()
+                else:
+                    self._feed(session, Connection.close_by_gateway, rules.Close(code, reason))
+            waits = [asyncio.wrap_future(s.disconnected) for s in sessions]
+            if waits:
+                await asyncio.wait(waits, timeout=timeout)
+
+        asyncio.run_coroutine_threadsafe(cut(), self._loop).result(timeout + 1)
 
     def __enter__(self) -> LocalGateway:
         return self.start()
@@ -495,7 +521,7 @@ class LocalGateway:
             return
         machine = Connection(config, handshake, self.idle_timeout, self.max_lifetime)
         tcp.session = session = _Session(tcp, machine)
-        self._feed(session, Connection.start, self._rate_limited())
+        self._feed(session, Connection.start, not self._admit())
 
     def text_received(self, tcp: Transport, data: bytes) -> None:
         if tcp.session is not None:
@@ -518,16 +544,14 @@ class LocalGateway:
         if tcp.session is not None:
             self._feed(tcp.session, Connection.tcp_lost)
 
-    def _rate_limited(self) -> bool:
+    def _admit(self) -> bool:
+        """The connect-rate quota (docs/aws-behaviour.md §5), on the gateway's clock."""
         limit = self.max_connections_per_second
-        if not limit:
-            return False
-        now = time.monotonic()
-        self._rate_window = [t for t in self._rate_window if now - t < 1.0]
-        if len(self._rate_window) >= limit:
+        if limit is None:
             return True
-        self._rate_window.append(now)
-        return False
+        if self._quota is None or self._quota.per_second != limit:
+            self._quota = ConnectQuota(limit)
+        return self._quota.admit(self._now())
 
     # @connections (docs/aws-behaviour.md §6) -------------------------------------------
 
