@@ -130,6 +130,13 @@ class VirtualClock:
             heapq.heappush(self._timers, (timer.when, next(self._counter), timer))
         return timer
 
+    def next_due(self) -> float | None:
+        """When the earliest pending timer falls due (None if none is pending)."""
+        with self._lock:
+            while self._timers and self._timers[0][2].cancelled:
+                heapq.heappop(self._timers)
+            return self._timers[0][0] if self._timers else None
+
     def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0) -> float:
         """Move time forward, firing every timer that falls due; returns the new time."""
         target = self._now + seconds + 60 * minutes + 3600 * hours
