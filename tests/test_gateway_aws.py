@@ -303,6 +303,48 @@ def test_endpoint_without_the_stage_is_403_forbidden(aws, gateways):
             wrong.post_to_connection(ConnectionId=connection_id, Data=b"x")
 
 
+PUSH_BOTH_WAYS = """
+import os
+import boto3
+
+def lambda_handler(event, context):
+    ctx = event["requestContext"]
+    region = os.environ["AWS_REGION"]
+    urls = {"domainName": f"https://{ctx['domainName']}/{ctx['stage']}",
+            "apiId": f"https://{ctx['apiId']}.execute-api.{region}.amazonaws.com/{ctx['stage']}"}
+    for how, url in urls.items():
+        api = boto3.client("apigatewaymanagementapi", endpoint_url=url)
+        try:
+            api.post_to_connection(ConnectionId=ctx["connectionId"], Data=how.encode())
+        except api.exceptions.ForbiddenException:
+            print(how, "403", ctx["domainName"])
+    return {"statusCode": 200}
+"""
+
+
+def test_behind_a_custom_domain_only_the_api_id_endpoint_reaches_connections(aws, gateways):
+    api = deploy_websocket_api("customdomain", {"$default": PUSH_BOTH_WAYS})
+    gateway = gateways(api, custom_domain="chat.example.com")
+    with Client(gateway.url) as client:
+        client.send("hi")
+        [entry] = gateway.log.wait_for_invocations("$default")
+        assert client.recv() == "apiId"
+        assert client.try_recv() is None
+    assert "domainName 403 chat.example.com" in "\n".join(entry["logs"])
+    outside = boto3.client("apigatewaymanagementapi", endpoint_url="https://chat.example.com/dev")
+    with pytest.raises(outside.exceptions.ForbiddenException):  # not from a handler either
+        outside.post_to_connection(ConnectionId="AAAAAAAAAAAAAAA=", Data=b"x")
+
+
+def test_without_a_custom_domain_events_carry_the_execute_api_host(aws, gateways):
+    api = deploy_websocket_api("plaindomain", {"$default": PUSH_BOTH_WAYS})
+    gateway = gateways(api)
+    with Client(gateway.url) as client:
+        client.send("hi")
+        gateway.log.wait_for_invocations("$default")
+        assert sorted(client.wait_for(2)) == ["apiId", "domainName"]
+
+
 def test_missing_endpoint_url_cannot_connect(aws, gateways):
     from botocore.exceptions import EndpointConnectionError
 

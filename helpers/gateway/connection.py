@@ -226,7 +226,7 @@ class Connection:
         self.context = ConnectionContext(
             connection_id=ids.new_id(), connected_at=now, source_ip=request.source_ip,
             user_agent=request.user_agent, api_id=config.api_id, stage=config.stage,
-            domain_name=config.domain_name,
+            domain_name=config.request_domain,
         )
         self.state, self.last_active = State.CONNECTING, now
         if request.path.rstrip("/") != f"/{config.stage}":

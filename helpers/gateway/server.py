@@ -21,7 +21,7 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
@@ -100,6 +100,7 @@ class LocalGateway:
         max_lifetime: float = defaults.MAX_LIFETIME,
         clock: Clock | None = None,
         max_connections_per_second: int | None = None,
+        custom_domain: str | None = None,
         log_size: int = defaults.LOG_SIZE,
         redactor: Redactor | None = None,
     ):
@@ -111,6 +112,7 @@ class LocalGateway:
         self.clock: Clock = clock or RealClock()
         self.max_connections_per_second = max_connections_per_second  # None: no quota
         self._quota: ConnectQuota | None = None
+        self.custom_domain = custom_domain  # events carry it as domainName (§1.6)
         self.log = EventLog(log_size)
         self.redactor = redactor or Redactor()
         self.internal_errors: list[BaseException] = []  # gateway bugs; tests assert it stays empty
@@ -215,7 +217,10 @@ class LocalGateway:
         rev = self._revision_source()
         known = self._configured  # (revision, config): one read, so threads never mix them
         if known is None or known[0] != rev:
-            known = self._configured = (rev, self._config_source())
+            config = self._config_source()
+            if self.custom_domain:
+                config = replace(config, custom_domain=self.custom_domain)
+            known = self._configured = (rev, config)
         return known[1]
 
     @property
@@ -269,6 +274,8 @@ class LocalGateway:
         ready.result(10)
         _running[id(self)] = self
         registry.register(config.api_id, config.stage, self)
+        if self.custom_domain:
+            registry.register_domain(self.custom_domain, self)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -279,6 +286,8 @@ class LocalGateway:
         known = self._last_config
         if known is not None:
             registry.unregister(known.api_id, known.stage, self)
+        if self.custom_domain:
+            registry.unregister_domain(self.custom_domain, self)
         loop, thread = self._loop, self._thread
         if thread.is_alive():
             with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
