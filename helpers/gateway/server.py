@@ -87,6 +87,11 @@ class LocalGateway:
     Build one with `from_api` (an API created with boto3 under moto's `mock_aws`) or
     `from_handlers` (plain Python functions), then `start()` it, or use it as a context
     manager. `url` is the socket URL; `log` records everything that happens.
+
+    Options beyond AWS's fixed limits: `clock` (a `VirtualClock` moves time by hand),
+    `max_connections_per_second` (the account's connect-rate quota, off by default: §5),
+    `custom_domain` (the domain name events carry, as behind an API mapping: §1.6).
+    `drop()` plays a network failure or a restarting proxy (docs/aws-behaviour.md §8).
     """
 
     def __init__(
