@@ -311,3 +311,23 @@ def test_large_pushes_to_a_slow_reader_arrive_whole_and_in_order(serve):
     raw.close()
     assert [m[:4] for m in received[:400]] == [f"{n:04d}" for n in range(400)]
     assert all(len(m) == chunk + 4 for m in received[:400]) and received[400] == "done"
+
+
+def test_next_due_is_the_earliest_timer_not_cancelled() -> None:
+    import asyncio
+
+    clock = VirtualClock()
+    loop = asyncio.new_event_loop()
+    try:
+        assert clock.next_due() is None
+
+        async def nothing() -> None:
+            pass
+
+        early = clock.call_later(5, nothing, loop)
+        clock.call_later(9, nothing, loop)
+        assert clock.next_due() == clock.time() + 5
+        early.cancel()
+        assert clock.next_due() == clock.time() + 9
+    finally:
+        loop.close()
