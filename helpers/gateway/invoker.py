@@ -100,12 +100,12 @@ class Invoker:
 
     def submit(self, call: Call, connection_id: str, done: Callable[[Finished], None]) -> None:
         """Start `call` now (any thread); `done` is called exactly once."""
-        function = call.route.function
+        route = call.route
+        function_timeout = route.function.timeout  # read live: one look-up, not two
         now = time.monotonic()
-        pending = _Pending(call, connection_id, done, now, now + call.route.timeout,
-                           function.timeout)
-        self._pool.submit(self._run, pending)
-        self._arm(pending, min(pending.integration_deadline, now + function.timeout))
+        pending = _Pending(call, connection_id, done, now, now + route.timeout, function_timeout)
+        self._pool.run(self._run, pending)
+        self._arm(pending, min(pending.integration_deadline, now + function_timeout))
 
     # Deadlines (on the loop) -----------------------------------------------------------------
 
