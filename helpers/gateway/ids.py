@@ -6,12 +6,13 @@ its clock's time, so a `VirtualClock` yields events stamped with virtual time.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import os
 import secrets
 import string
 import threading
 import time
+from collections.abc import Callable
 
 _API_ID_ALPHABET = string.ascii_lowercase + string.digits
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -22,31 +23,46 @@ def new_id() -> str:
 
     AWS ids are 16 characters of URL-safe base64 ending in ``=`` (docs/aws-behaviour.md §3),
     which is exactly what 11 random bytes encode to. Connection ids are capabilities in the
-    security lesson (§7), so they come from the OS random source, not `random`, read in
-    batches.
+    security lesson (§7), so they come from the OS random source, not `random`.
     """
-    return base64.urlsafe_b64encode(random_bytes(11)).decode("ascii")
+    return _take(_ids, _make_ids)
 
 
 def new_uuid() -> str:
     """A random (version 4) UUID string, like Lambda's request ids; cheaper than uuid4()."""
-    h = random_bytes(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    return _take(_uuids, _make_uuids)
 
 
-def random_bytes(count: int) -> bytes:
-    """`count` bytes from the OS random source, read in batches: one system call per ~5 KB,
-    since each call hands the GIL away (a thread switch on the per-message path)."""
-    with _random_lock:
-        if len(_random) < count:
-            _random.extend(os.urandom(max(count, 11 * 512)))
-        raw = bytes(_random[:count])
-        del _random[:count]
-    return raw
+#: Ids are made 512 at a time from one read of the OS random source: each read is a system
+#: call that hands the GIL away, and the gateway needs three ids per message.
+_BATCH = 512
 
 
-_random = bytearray()  # bytes from the OS random source, not yet used
-_random_lock = threading.Lock()
+def _make_ids() -> list[str]:
+    raw, encode = os.urandom(11 * _BATCH), binascii.b2a_base64
+    return [encode(raw[i:i + 11], newline=False).decode("ascii").translate(_URL_SAFE)
+            for i in range(0, len(raw), 11)]
+
+
+_URL_SAFE = str.maketrans("+/", "-_")  # what urlsafe_b64encode does to b64encode's output
+
+
+def _make_uuids() -> list[str]:
+    text = os.urandom(16 * _BATCH).hex()
+    return [f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+            for h in (text[i:i + 32] for i in range(0, len(text), 32))]
+
+
+def _take(batch: list[str], make: Callable[[], list[str]]) -> str:
+    with _lock:
+        if not batch:
+            batch.extend(make())
+        return batch.pop()
+
+
+_ids: list[str] = []  # made, not yet handed out
+_uuids: list[str] = []
+_lock = threading.Lock()
 
 
 def new_api_id() -> str:

@@ -66,6 +66,10 @@ class _Pending:
     credit: float = 0.0  # seconds the event loop could not run: the machine's, not the code's
     settled: bool = False
 
+    def begin(self, running: RunningInvocation) -> None:
+        """The handler's code starts now (the function's timeout counts from here)."""
+        self.running, self.started = running, time.monotonic()
+
 
 def outcome_of(invocation: Invocation) -> Outcome:
     if invocation.error is None:
@@ -220,12 +224,8 @@ class Invoker:
         if call.kind is not CallKind.MESSAGE:  # messages log "message" with the function
             self._log.record(self._now(), "call", pending.connection_id, route=call.route.key,
                              function=function.name)
-
-        def started(running: RunningInvocation) -> None:
-            pending.running, pending.started = running, time.monotonic()
-
         try:
-            invocation = function.invoke(call.event, copy_event=False, started=started)
+            invocation = function.invoke(call.event, copy_event=False, started=pending.begin)
         except FrozenInvocation:
             return  # the timeout answered already; what the handler did next never happened
         with self._lock:

@@ -17,6 +17,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import threading
 import time
@@ -72,8 +73,8 @@ class _Session:
     disconnected: concurrent.futures.Future[None] = field(
         default_factory=concurrent.futures.Future)  # set once $disconnect has finished
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # fixed once the machine has started (read on every message)
         return self.machine.id
 
 
@@ -430,7 +431,7 @@ class LocalGateway:
             if kind is Record:
                 # A refused handshake has no connection: its entry carries no id to label.
                 cid = "" if action.kind == "reject" else session.id
-                self.log.record(now, action.kind, cid, **action.detail)
+                self.log.add(now, action.kind, cid, action.detail)
             elif kind is Send:
                 data = action.data
                 tcp.send(data, binary=isinstance(data, bytes) and not is_text(data))

@@ -53,12 +53,52 @@ class Owner(Protocol):
 
 
 class _Framing(ServerProtocol):
-    """websockets' server protocol with API Gateway's wording for 1009 closes."""
+    """websockets' server protocol with API Gateway's wording for 1009 closes, and a
+    cheaper way to send a whole message."""
 
     def fail(self, code: int, reason: str = "") -> None:
         if code == rules.MESSAGE_TOO_BIG.code:
             reason = rules.MESSAGE_TOO_BIG.reason
         super().fail(code, reason)
+
+    def send_message(self, payload: bytes, *, binary: bool) -> None:
+        """One message, in frames of at most 32 KB (the limit applies both ways, §5).
+
+        The bytes `send_text`/`send_binary`/`send_continuation` would queue: server frames
+        are unmasked and the gateway negotiates no extension, so a frame is its RFC 6455
+        header and the payload. Building the header here skips a Frame object, its checks
+        and a BytesIO per frame, on the path every answer and push takes.
+        """
+        if self.extensions or self.expect_continuation_frame:  # never, but stay correct
+            self._send_frames(payload, binary=binary)
+            return
+        step, size = defaults.MAX_FRAME_BYTES, len(payload)
+        opcode = _BINARY if binary else _TEXT
+        starts = range(0, size, step) if size > step else (0,)  # (0,): an empty message too
+        for start in starts:
+            chunk = payload[start:start + step] if size > step else payload
+            head = (0x80 if start + step >= size else 0) | opcode
+            length = len(chunk)
+            if length < 126:
+                header = bytes((head, length))
+            elif length < 65536:
+                header = bytes((head, 126)) + length.to_bytes(2, "big")
+            else:
+                header = bytes((head, 127)) + length.to_bytes(8, "big")
+            self.writes.append(header + chunk)
+            opcode = _CONTINUATION
+
+    def _send_frames(self, payload: bytes, *, binary: bool) -> None:
+        """websockets' own way, frame by frame."""
+        step = defaults.MAX_FRAME_BYTES
+        (self.send_binary if binary else self.send_text)(payload[:step],
+                                                         fin=len(payload) <= step)
+        for start in range(step, len(payload), step):
+            self.send_continuation(payload[start:start + step],
+                                   fin=start + step >= len(payload))
+
+
+_TEXT, _BINARY, _CONTINUATION = int(Opcode.TEXT), int(Opcode.BINARY), int(Opcode.CONT)
 
 
 class Transport(asyncio.Protocol):
@@ -256,11 +296,7 @@ class Transport(asyncio.Protocol):
         ws = self.ws
         if ws is None or ws.state is not State.OPEN:
             return
-        payload = data.encode() if isinstance(data, str) else data
-        step = defaults.MAX_FRAME_BYTES
-        (ws.send_binary if binary else ws.send_text)(payload[:step], fin=len(payload) <= step)
-        for start in range(step, len(payload), step):
-            ws.send_continuation(payload[start:start + step], fin=start + step >= len(payload))
+        ws.send_message(data.encode() if isinstance(data, str) else data, binary=binary)
         self.flush()
 
     def send_close(self, code: int, reason: str) -> None:

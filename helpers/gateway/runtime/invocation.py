@@ -162,7 +162,8 @@ def _utc_stamp() -> str:
 
 
 def _require_installed() -> None:
-    if not (environ.installed() and output.installed()):
+    """Raise unless the process hooks are in place; puts swapped stream proxies back."""
+    if not (output.keep_installed() and environ.installed()):
         raise RuntimeError(
             "The Lambda runtime's process hooks are not installed (os.environ overlay, output "
             "capture): call helpers.gateway.lambda_runtime.install() first."
@@ -319,7 +320,6 @@ class LambdaFunction:
         warm environment serves the call, or a new one starts (its init runs first).
         """
         _require_installed()
-        output.keep_installed()
         environment = self._environments.acquire()
         request_id = _request_id()
         capture = output.Capture(request_id)
@@ -334,7 +334,8 @@ class LambdaFunction:
         timed_out = fit_for_reuse = False
         try:
             handler_fn, init_ms = self._init(environment, outcome)
-            capture.flush_partial()
+            if capture.partial:
+                capture.flush_partial()
             init_lines, capture.lines = capture.lines, []
             deadline = time.monotonic() + self.timeout
             began = time.perf_counter()
@@ -348,7 +349,8 @@ class LambdaFunction:
                     started(running)
                 self._run(handler_fn, payload, context, outcome)
             duration_ms = (time.perf_counter() - began) * 1000
-            capture.flush_partial()
+            if capture.partial:
+                capture.flush_partial()
             timed_out = running.frozen or duration_ms > self.timeout * 1000
             if timed_out:
                 self._time_out(outcome, capture)
