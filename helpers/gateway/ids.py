@@ -40,11 +40,12 @@ _BATCH = 512
 
 def _make_ids() -> list[str]:
     raw, encode = os.urandom(11 * _BATCH), binascii.b2a_base64
-    return [encode(raw[i:i + 11], newline=False).decode("ascii").translate(_URL_SAFE)
-            for i in range(0, len(raw), 11)]
+    encoded = b"".join(encode(raw[i:i + 11], newline=False) for i in range(0, len(raw), 11))
+    text = encoded.translate(_URL_SAFE).decode("ascii")  # 16 characters per id
+    return [text[i:i + 16] for i in range(0, len(text), 16)]
 
 
-_URL_SAFE = str.maketrans("+/", "-_")  # what urlsafe_b64encode does to b64encode's output
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")  # what urlsafe_b64encode does to b64encode's output
 
 
 def _make_uuids() -> list[str]:
