@@ -71,9 +71,12 @@ class _Pending:
         self.running, self.started = running, time.monotonic()
 
 
+_OK, _MESSAGE = Outcome.OK, CallKind.MESSAGE  # read per message (see connection._OPEN)
+
+
 def outcome_of(invocation: Invocation) -> Outcome:
     if invocation.error is None:
-        return Outcome.OK
+        return _OK
     if invocation.error_type == rules.INVALID_PERMISSIONS:
         return Outcome.CONFIG_ERROR
     if invocation.error_type == _SANDBOX_TIMEDOUT:
@@ -107,9 +110,11 @@ class Invoker:
         route = call.route
         function_timeout = route.function.timeout  # read live: one look-up, not two
         now = time.monotonic()
-        pending = _Pending(call, connection_id, done, now, now + route.timeout, function_timeout)
+        integration_deadline, function_deadline = now + route.timeout, now + function_timeout
+        pending = _Pending(call, connection_id, done, now, integration_deadline, function_timeout)
         self._pool.run(self._run, pending)
-        self._arm(pending, min(pending.integration_deadline, now + function_timeout))
+        self._arm(pending, integration_deadline if integration_deadline < function_deadline
+                  else function_deadline)
 
     # Deadlines (on the loop) -----------------------------------------------------------------
 
@@ -221,7 +226,7 @@ class Invoker:
             return
         call = pending.call
         function = call.route.function
-        if call.kind is not CallKind.MESSAGE:  # messages log "message" with the function
+        if call.kind is not _MESSAGE:  # messages log "message" with the function
             self._log.record(self._now(), "call", pending.connection_id, route=call.route.key,
                              function=function.name)
         try:

@@ -72,6 +72,7 @@ class _Session:
     finished: deque[Finished] = field(default_factory=deque)  # calls ended, not yet answered
     disconnected: concurrent.futures.Future[None] = field(
         default_factory=concurrent.futures.Future)  # set once $disconnect has finished
+    finish: Callable[[Finished], None] | None = None  # the invoker's `done`, made once
 
     @functools.cached_property
     def id(self) -> str:  # fixed once the machine has started (read on every message)
@@ -436,7 +437,7 @@ class LocalGateway:
                 data = action.data
                 tcp.send(data, binary=isinstance(data, bytes) and not is_text(data))
             elif kind is Invoke:
-                self._invoker.submit(action.call, session.id, partial(self._finished, session))
+                self._invoker.submit(action.call, session.id, session.finish)
             elif kind is Accept:
                 self._open[session.id] = session
                 tcp.accept(action.headers)
@@ -496,6 +497,7 @@ class LocalGateway:
             return
         machine = Connection(config, handshake, self.idle_timeout, self.max_lifetime)
         tcp.session = session = _Session(tcp, machine)
+        session.finish = partial(self._finished, session)
         self._feed(session, Connection.start, self._rate_limited())
 
     def text_received(self, tcp: Transport, data: bytes) -> None:

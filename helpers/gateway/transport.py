@@ -98,7 +98,10 @@ class _Framing(ServerProtocol):
                                    fin=start + step >= len(payload))
 
 
-_TEXT, _BINARY, _CONTINUATION = int(Opcode.TEXT), int(Opcode.BINARY), int(Opcode.CONT)
+# Read per frame, so module globals: in Python 3.11 reading a member off its Enum class costs
+# ten global reads (EnumType.__getattr__); websockets keeps such aliases too.
+_TEXT, _BINARY, _CONTINUATION = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
 
 
 class Transport(asyncio.Protocol):
@@ -253,22 +256,21 @@ class Transport(asyncio.Protocol):
             else:  # the framing layer failed the connection (too big, protocol error)
                 owner.failed(self, ws.close_sent.code, ws.close_sent.reason)
         self.flush()
-        if ws.state is State.CLOSED:  # both sides are done, or the peer vanished
+        if ws.state is _CLOSED:  # both sides are done, or the peer vanished
             owner.lost(self)  # a no-op after a close handshake
             self.close()
 
     def _frame(self, frame: Frame) -> None:
         """Assemble fragmented text messages; report binary data as such."""
-        if frame.opcode is Opcode.BINARY or (
-            frame.opcode is Opcode.CONT and self.fragments is None
-        ):
+        opcode = frame.opcode
+        if opcode is _BINARY or (opcode is _CONTINUATION and self.fragments is None):
             self.owner.binary_received(self)
-        elif frame.opcode is Opcode.TEXT:
+        elif opcode is _TEXT:
             if frame.fin:
                 self.owner.text_received(self, frame.data)
             else:
                 self.fragments = [frame.data]
-        elif frame.opcode is Opcode.CONT:
+        elif opcode is _CONTINUATION:
             self.fragments.append(frame.data)
             if frame.fin:
                 data, self.fragments = b"".join(self.fragments), None
@@ -294,7 +296,7 @@ class Transport(asyncio.Protocol):
     def send(self, data: str | bytes, *, binary: bool) -> None:
         """One message, in frames of at most 32 KB (the limit applies both ways, §5)."""
         ws = self.ws
-        if ws is None or ws.state is not State.OPEN:
+        if ws is None or ws.state is not _OPEN:
             return
         ws.send_message(data.encode() if isinstance(data, str) else data, binary=binary)
         self.flush()
