@@ -338,7 +338,7 @@ class LocalGateway:
         loop.set_exception_handler(self._loop_error)  # asyncio would print to stderr
         self._loop_thread = threading.get_ident()
         self._invoker = Invoker(loop=loop, loop_thread=self._loop_thread, pool=self._pool,
-                                log=self.log, now=self._now, on_error=self._internal)
+                                log=self.log, now=self.clock.time, on_error=self._internal)
         try:
             self._server = loop.run_until_complete(
                 loop.create_server(self._new_transport, self.host, self._requested_port)
@@ -402,7 +402,7 @@ class LocalGateway:
                 session.machine.config = self.config  # routes as deployed right now
             except Exception as error:  # the API vanished from moto: keep what we had
                 self.log.record(self._now(), "internal", session.id, error=str(error))
-            now = self._now()
+            now = self.clock.time()
             self._execute(session, event(session.machine, *args, now), now)
 
     def _finished(self, session: _Session, finished: Finished) -> None:
@@ -421,7 +421,7 @@ class LocalGateway:
         queue = session.finished
         while queue:
             finished = queue.popleft()
-            now = self._now()
+            now = self.clock.time()
             self._execute(session, session.machine.invocation_finished(finished, now), now)
 
     def _execute(self, session: _Session, actions: list[Action], now: float) -> None:
