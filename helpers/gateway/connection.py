@@ -79,7 +79,12 @@ class Deadline(enum.Enum):
     LIFETIME = enum.auto()  # MAX_LIFETIME after the 101 (§5)
 
 
-@dataclass(frozen=True, slots=True)
+# Call, Invoke, Send and Record are made for every message, so they are not frozen: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, a call apiece. Like the
+# other actions they are never changed once made.
+
+
+@dataclass(slots=True)
 class Call:
     """One integration call: which route, with which event."""
 
@@ -102,12 +107,12 @@ class Finished:
 # --- Actions: what the shell must do ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Invoke:
     call: Call
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Send one message (text, or bytes pushed through `@connections`)."""
 
@@ -166,7 +171,7 @@ class Ended:
     """`$disconnect` has finished (or there is none): the connection's story is complete."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """Add an entry to the gateway's event log."""
 

@@ -10,7 +10,6 @@ import binascii
 import os
 import secrets
 import string
-import threading
 import time
 from collections.abc import Callable
 
@@ -55,15 +54,17 @@ def _make_uuids() -> list[str]:
 
 
 def _take(batch: list[str], make: Callable[[], list[str]]) -> str:
-    with _lock:
-        if not batch:
+    """One id from `batch`, refilled when empty. No lock: `list.pop` and `list.extend` are
+    atomic, so each id goes to one caller; two threads refilling at once only make more."""
+    while True:
+        try:
+            return batch.pop()
+        except IndexError:
             batch.extend(make())
-        return batch.pop()
 
 
 _ids: list[str] = []  # made, not yet handed out
 _uuids: list[str] = []
-_lock = threading.Lock()
 
 
 def new_api_id() -> str:

@@ -307,7 +307,8 @@ class Transport(asyncio.Protocol):
             self.flush()
 
     def flush(self) -> None:
-        """Write what the WebSocket protocol has to send; half-close on its EOF. Any thread.
+        """Write what the WebSocket protocol has to send; half-close on its EOF. Any thread,
+        lock held (every caller holds it already: taking it again costs on every message).
 
         On a worker thread the bytes go straight to the socket when nothing is queued before
         them; otherwise they queue behind earlier writes on the loop, so frames never
@@ -315,31 +316,30 @@ class Transport(asyncio.Protocol):
         writing side and keep reading, so the client gets our close frame and code instead
         of a TCP reset.
         """
-        with self.lock:
-            if self.ws is None or self.transport is None or self.transport.is_closing():
+        if self.ws is None or self.transport is None or self.transport.is_closing():
+            return
+        chunks = self.ws.data_to_send()
+        if not chunks:
+            return
+        on_loop = threading.get_ident() == self.loop_thread
+        if not on_loop and self.deferred == 0 and all(chunks) and self.fd is not None \
+                and self.transport.get_write_buffer_size() == 0:
+            data = b"".join(chunks)
+            try:
+                sent = os.write(self.fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the peer is gone: the loop will see it and clean up
                 return
-            chunks = self.ws.data_to_send()
-            if not chunks:
+            if sent == len(data):
                 return
-            on_loop = threading.get_ident() == self.loop_thread
-            if not on_loop and self.deferred == 0 and all(chunks) and self.fd is not None \
-                    and self.transport.get_write_buffer_size() == 0:
-                data = b"".join(chunks)
-                try:
-                    sent = os.write(self.fd, data)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:  # the peer is gone: the loop will see it and clean up
-                    return
-                if sent == len(data):
-                    return
-                chunks = [data[sent:]]
-            for chunk in chunks:
-                if on_loop and self.deferred == 0:
-                    self._write(chunk)
-                else:
-                    self.deferred += 1
-                    self.loop.call_soon_threadsafe(self._write_deferred, chunk)
+            chunks = [data[sent:]]
+        for chunk in chunks:
+            if on_loop and self.deferred == 0:
+                self._write(chunk)
+            else:
+                self.deferred += 1
+                self.loop.call_soon_threadsafe(self._write_deferred, chunk)
 
     def _write_deferred(self, chunk: bytes) -> None:
         with self.lock:
