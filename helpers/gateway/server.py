@@ -17,6 +17,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import threading
 from collections import deque
@@ -71,9 +72,10 @@ class _Session:
     finished: deque[Finished] = field(default_factory=deque)  # calls ended, not yet answered
     disconnected: concurrent.futures.Future[None] = field(
         default_factory=concurrent.futures.Future)  # set once $disconnect has finished
+    finish: Callable[[Finished], None] | None = None  # the invoker's `done`, made once
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # fixed once the machine has started (read on every message)
         return self.machine.id
 
 
@@ -376,7 +378,7 @@ class LocalGateway:
         loop.set_exception_handler(self._loop_error)  # asyncio would print to stderr
         self._loop_thread = threading.get_ident()
         self._invoker = Invoker(loop=loop, loop_thread=self._loop_thread, pool=self._pool,
-                                log=self.log, now=self._now, on_error=self._internal)
+                                log=self.log, now=self.clock.time, on_error=self._internal)
         try:
             self._server = loop.run_until_complete(
                 loop.create_server(self._new_transport, self.host, self._requested_port)
@@ -440,7 +442,7 @@ class LocalGateway:
                 session.machine.config = self.config  # routes as deployed right now
             except Exception as error:  # the API vanished from moto: keep what we had
                 self.log.record(self._now(), "internal", session.id, error=str(error))
-            now = self._now()
+            now = self.clock.time()
             self._execute(session, event(session.machine, *args, now), now)
 
     def _finished(self, session: _Session, finished: Finished) -> None:
@@ -459,7 +461,7 @@ class LocalGateway:
         queue = session.finished
         while queue:
             finished = queue.popleft()
-            now = self._now()
+            now = self.clock.time()
             self._execute(session, session.machine.invocation_finished(finished, now), now)
 
     def _execute(self, session: _Session, actions: list[Action], now: float) -> None:
@@ -470,12 +472,12 @@ class LocalGateway:
             if kind is Record:
                 # A refused handshake has no connection: its entry carries no id to label.
                 cid = "" if action.kind == "reject" else session.id
-                self.log.record(now, action.kind, cid, **action.detail)
+                self.log.add(now, action.kind, cid, action.detail)
             elif kind is Send:
                 data = action.data
                 tcp.send(data, binary=isinstance(data, bytes) and not is_text(data))
             elif kind is Invoke:
-                self._invoker.submit(action.call, session.id, partial(self._finished, session))
+                self._invoker.submit(action.call, session.id, session.finish)
             elif kind is Accept:
                 self._open[session.id] = session
                 tcp.accept(action.headers)
@@ -535,6 +537,7 @@ class LocalGateway:
             return
         machine = Connection(config, handshake, self.idle_timeout, self.max_lifetime)
         tcp.session = session = _Session(tcp, machine)
+        session.finish = partial(self._finished, session)
         self._feed(session, Connection.start, not self._admit())
 
     def text_received(self, tcp: Transport, data: bytes) -> None:
