@@ -6,6 +6,12 @@ chain (environment, `~/.aws`, SSO, instance roles), the region from the profile,
 is created until `COURSE_CONFIRM_ACCOUNT` names the account id that `open_account` shows.
 Everything the course creates carries the tag `course=apigw-websockets`, and
 `delete_course_resources` finds it again by that tag, in any order, as often as you like.
+
+Lessons 02-08 use the same switch through `helpers.aws.start_course`: while it is on, every
+boto3 `Create*` call that accepts tags gets the course's tag added on its way out (a botocore
+`before-parameter-build` hook, `tag_everything`), so the cells stay the plain boto3 calls
+they teach, and `LocalGateway.from_api` returns the deployed stage's stand-in
+(`helpers.lessons.real_stage`) instead of starting a local gateway.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 
@@ -40,8 +47,16 @@ class Account:
         return f"boto3 talks to {where}: account {self.account_id}, region {self.region}"
 
     def stop(self) -> None:
+        """End the lesson's account. Offline: moto forgets everything. Real: everything the
+        course tagged is deleted (`delete_course_resources`), and the switch's hooks come
+        off. Safe to call again."""
         if self.mock is not None:
             self.mock.stop()
+            return
+        deleted = delete_course_resources()
+        print(f"deleted {len(deleted)} resource(s) tagged {_tag_text()}:",
+              ", ".join(f"{r['kind']} {r['name']}" for r in deleted) or "none left")
+        _unhook()
 
 
 def real_requested(environ: dict[str, str] | None = None) -> bool:
@@ -74,6 +89,121 @@ def open_account(environ: dict[str, str] | None = None) -> Account:
             f"{session.region_name}. If that is right, set {CONFIRM}={account_id} for the "
             "Jupyter server and run this cell again; nothing has been created.")
     return Account(True, account_id, session.region_name)
+
+
+# While the switch is on: tags on everything, retries for a role IAM has not spread yet ----
+
+def _tag_text() -> str:
+    return ", ".join(f"{k}={v}" for k, v in TAGS.items())
+
+
+def add_course_tags(params: dict, model: Any, **_: Any) -> None:
+    """botocore `before-parameter-build` handler: put the course's tags on a Create* call.
+
+    Whatever the service spells them (`Tags` or `tags`, a map or a list of Key/Value
+    pairs), if the operation's input has such a member; tags the call already has win.
+    """
+    shape = model.input_shape
+    if not model.name.startswith("Create") or shape is None:
+        return
+    for key in ("Tags", "tags"):
+        member = shape.members.get(key)
+        if member is None:
+            continue
+        if member.type_name == "map":
+            params[key] = {**TAGS, **params.get(key, {})}
+        elif member.type_name == "list":
+            present = params.get(key, [])
+            have = {tag.get("Key") for tag in present}
+            params[key] = [*present, *({"Key": k, "Value": v}
+                                       for k, v in TAGS.items() if k not in have)]
+
+
+def retry_unassumable_role(response: Any, operation: Any, attempts: int,
+                           **_: Any) -> float | None:
+    """botocore `needs-retry` handler: wait 2 s and retry `CreateFunction` while Lambda
+    cannot yet assume a role created a moment ago (IAM is eventually consistent:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html), up to
+    10 attempts. moto never refuses, so offline this never fires."""
+    if operation.name != "CreateFunction" or response is None or attempts >= 10:
+        return None
+    error = response[1].get("Error", {})
+    refused = error.get("Code") == "InvalidParameterValueException" \
+        and "cannot be assumed" in error.get("Message", "")
+    return 2.0 if refused else None
+
+
+_real_on = False  # the hooks are on: lessons 02-08 run on the confirmed real account
+
+
+def on_real_account() -> bool:
+    """Whether `start_course` opened a real account (and the hooks are on)."""
+    return _real_on
+
+
+def offline_only(on_aws: str) -> bool:
+    """For a cell whose demonstration exists only offline (a virtual clock, a forced drop).
+
+    Offline: True, run the cell. On a real account: prints what to do on AWS instead and
+    returns False, so ``if offline_only("..."):`` skips the cell's body visibly.
+    """
+    if _real_on:
+        print("offline only, skipped on AWS:", on_aws)
+    return not _real_on
+
+
+_HOOKS = (("before-parameter-build", add_course_tags, "course-tags"),
+          ("needs-retry.lambda.CreateFunction", retry_unassumable_role, "course-role-retry"))
+
+
+def _hook() -> None:
+    """Register the switch's hooks on boto3's default session (what `boto3.client` uses)."""
+    from helpers.gateway import server
+    from helpers.lessons.real_stage import RealStage
+
+    global _real_on
+    boto3.setup_default_session()  # a fresh session: clients made from now on carry the hooks
+    for event, handler, unique_id in _HOOKS:
+        boto3.DEFAULT_SESSION.events.register(event, handler, unique_id=unique_id)
+    server.serve_elsewhere(RealStage)
+    _real_on = True
+
+
+def _unhook() -> None:
+    global _real_on
+    from helpers.gateway import server
+
+    _real_on = False
+    if boto3.DEFAULT_SESSION is not None:
+        for event, _handler, unique_id in _HOOKS:
+            boto3.DEFAULT_SESSION.events.unregister(event, unique_id=unique_id)
+    server.serve_elsewhere(None)
+
+
+def start_course(environ: dict[str, str] | None = None) -> Account:
+    """The setup cell's account for lessons 02-08: moto offline, or the confirmed real one.
+
+    Real: prints which account and region (nothing is created before `COURSE_CONFIRM_ACCOUNT`
+    names it), deletes what an earlier run of the course left there (as the offline setup
+    starts from an empty account), and turns the hooks on: every Create* call tagged, and
+    `LocalGateway.from_api` answering with the real stage's stand-in. Offline: exactly
+    `start_moto()`, and silent.
+    """
+    from helpers.offline import allow_online
+
+    if not real_requested(environ):
+        _unhook()
+        return open_account(environ)
+    account = open_account(environ)  # raises NotConfirmed (creating nothing) until confirmed
+    allow_online()  # an earlier clean-up cell blocked AWS hosts: this is the way back in
+    print(account.describe())
+    print("cost: API Gateway per message and connection-minute, Lambda per request, DynamoDB "
+          "on demand; cents for a lesson, nothing once the clean-up cell has run")
+    left = delete_course_resources()
+    if left:
+        print(f"deleted {len(left)} resource(s) an earlier run left, tagged {_tag_text()}")
+    _hook()
+    return account
 
 
 # Finding and deleting what the course made --------------------------------------------
@@ -158,5 +288,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["CONFIRM", "SWITCH", "TAGS", "Account", "NotConfirmed", "course_resources",
-           "delete_course_resources", "now_ms", "open_account", "real_requested", "recent_logs"]
+__all__ = ["CONFIRM", "SWITCH", "TAGS", "Account", "NotConfirmed", "add_course_tags",
+           "course_resources", "delete_course_resources", "now_ms", "offline_only",
+           "on_real_account", "open_account", "real_requested", "recent_logs",
+           "retry_unassumable_role", "start_course"]
