@@ -35,10 +35,12 @@ def route_functions(api_id: str) -> dict[str, str]:
     apigw = boto3.client("apigatewayv2")
     integrations = {i["IntegrationId"]: i.get("IntegrationUri", "")
                     for i in apigw.get_integrations(ApiId=api_id)["Items"]}
-    uris = {route["RouteKey"]: integrations.get(route.get("Target", "").split("/")[-1], "")
-            for route in apigw.get_routes(ApiId=api_id)["Items"]}
-    for authorizer in apigw.get_authorizers(ApiId=api_id).get("Items", []):
-        uris["$connect (authorizer)"] = authorizer.get("AuthorizerUri", "")
+    uris = {}
+    for route in apigw.get_routes(ApiId=api_id)["Items"]:
+        uris[route["RouteKey"]] = integrations.get(route.get("Target", "").split("/")[-1], "")
+        if route.get("AuthorizerId"):
+            uris[f"{route['RouteKey']} (authorizer)"] = apigw.get_authorizer(
+                ApiId=api_id, AuthorizerId=route["AuthorizerId"]).get("AuthorizerUri", "")
     return {key: _function_name(uri) for key, uri in sorted(uris.items())
             if ":function:" in uri}
 
