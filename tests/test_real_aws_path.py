@@ -286,3 +286,17 @@ def test_create_function_waits_for_a_role_iam_has_not_spread_yet():
     assert retry_unassumable_role(refused, Operation(), attempts=10) is None  # gives up
     assert retry_unassumable_role(other, Operation(), attempts=1) is None
     assert retry_unassumable_role(None, Operation(), attempts=1) is None
+
+
+def test_lesson06s_clock_cells_skip_themselves_on_a_real_account_saying_what_to_do(
+        switched_on, capsys):
+    namespace = run_cells("06", {"display": display})
+    cells = {c["id"]: "".join(c["source"]) for c in notebook("06")["cells"]}
+    capsys.readouterr()
+    for cell_id in ("co-899ff4a5", "co-b65ff095", "co-2a703d2a"):  # idle, idle reset, 2 hours
+        exec(compile(cells[cell_id], cell_id, "exec"), namespace)
+    shown = capsys.readouterr().out.splitlines()
+    assert len(shown) == 3 and all(
+        line.startswith("offline only, skipped on AWS: on AWS, ") and "wscat" in line
+        for line in shown)
+    namespace["course"].stop()
