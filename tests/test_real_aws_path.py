@@ -300,3 +300,22 @@ def test_lesson06s_clock_cells_skip_themselves_on_a_real_account_saying_what_to_
         line.startswith("offline only, skipped on AWS: on AWS, ") and "wscat" in line
         for line in shown)
     namespace["course"].stop()
+
+
+def test_the_switch_waits_until_new_tables_and_functions_are_ready(switched_on):
+    start_course()
+    calls = []
+    boto3.DEFAULT_SESSION.events.register(  # botocore's own event: every call made
+        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    dynamodb, lam = boto3.client("dynamodb"), boto3.client("lambda")
+    dynamodb.create_table(
+        TableName="ready", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+    assert calls == ["CreateTable", "DescribeTable"]  # the table_exists waiter
+    api = deploy_websocket_api("ready", {"$default": "def lambda_handler(e, c): pass"})
+    function = api.functions["$default"]
+    calls.clear()
+    lam.update_function_configuration(FunctionName=function, Timeout=5)
+    lam.update_function_configuration(FunctionName=function, Timeout=6)  # AWS: no conflict
+    assert calls == ["UpdateFunctionConfiguration", "GetFunction"] * 2  # function_updated_v2

@@ -9,9 +9,11 @@ Everything the course creates carries the tag `course=apigw-websockets`, and
 
 Lessons 02-08 use the same switch through `helpers.aws.start_course`: while it is on, every
 boto3 `Create*` call that accepts tags gets the course's tag added on its way out (a botocore
-`before-parameter-build` hook, `tag_everything`), so the cells stay the plain boto3 calls
-they teach, and `LocalGateway.from_api` returns the deployed stage's stand-in
-(`helpers.lessons.real_stage`) instead of starting a local gateway.
+`before-parameter-build` hook, `add_course_tags`), so the cells stay the plain boto3 calls
+they teach; calls that leave a resource not yet usable on AWS (a new table or function, a
+function update, a role Lambda cannot assume yet) return once it is (`settle`,
+`retry_unassumable_role`); and `LocalGateway.from_api` returns the deployed stage's
+stand-in (`helpers.lessons.real_stage`) instead of starting a local gateway.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 SWITCH = "COURSE_REAL_AWS"
 CONFIRM = "COURSE_CONFIRM_ACCOUNT"
@@ -133,6 +136,29 @@ def retry_unassumable_role(response: Any, operation: Any, attempts: int,
     return 2.0 if refused else None
 
 
+#: (service, operation) -> the waiter that says the resource is ready, and its argument.
+_SETTLE = {
+    ("dynamodb", "CreateTable"): ("table_exists", "TableName"),
+    ("lambda", "CreateFunction"): ("function_active_v2", "FunctionName"),
+    ("lambda", "UpdateFunctionCode"): ("function_updated_v2", "FunctionName"),
+    ("lambda", "UpdateFunctionConfiguration"): ("function_updated_v2", "FunctionName"),
+}
+
+
+def settle(parsed: dict, model: Any, **_: Any) -> None:
+    """botocore `after-call` handler: return only once what the call made is ready.
+
+    On AWS a new table is CREATING, a new function Pending, an updated one InProgress for a
+    few seconds; a cell that uses it at once (a handler writing to the table, a second
+    update of the function) would fail. moto is ready at once, so offline this is one read.
+    """
+    service = model.service_model.service_name
+    waiter, key = _SETTLE[(service, model.name)]
+    name = (parsed.get("TableDescription") or parsed).get(key)
+    if "Error" not in parsed and name:
+        boto3.client(service).get_waiter(waiter).wait(**{key: name})
+
+
 _real_on = False  # the hooks are on: lessons 02-08 run on the confirmed real account
 
 
@@ -153,7 +179,9 @@ def offline_only(on_aws: str) -> bool:
 
 
 _HOOKS = (("before-parameter-build", add_course_tags, "course-tags"),
-          ("needs-retry.lambda.CreateFunction", retry_unassumable_role, "course-role-retry"))
+          ("needs-retry.lambda.CreateFunction", retry_unassumable_role, "course-role-retry"),
+          *((f"after-call.{service}.{operation}", settle, f"course-settle-{operation}")
+            for service, operation in _SETTLE))
 
 
 def _hook() -> None:
@@ -242,9 +270,14 @@ def course_resources() -> list[dict[str, str]]:
 
 
 def delete_course_resources() -> list[dict[str, str]]:
-    """Delete everything `course_resources` finds (APIs first: they call the functions)."""
+    """Delete everything `course_resources` finds (APIs first: they call the functions).
+
+    Deleting a dozen APIs at once can be throttled (TooManyRequestsException), so the API
+    client retries throttled calls with backoff (botocore's standard mode, 10 attempts).
+    """
     deleted = []
-    apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
+    patient = Config(retries={"mode": "standard", "max_attempts": 10})
+    apigw, lam = boto3.client("apigatewayv2", config=patient), boto3.client("lambda")
     dynamodb, iam, logs = boto3.client("dynamodb"), boto3.client("iam"), boto3.client("logs")
     order = {"API": 0, "function": 1, "table": 2, "role": 3}
     for resource in sorted(course_resources(), key=lambda r: order[r["kind"]]):
