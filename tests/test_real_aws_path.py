@@ -324,3 +324,10 @@ def test_the_switch_waits_until_new_tables_and_functions_are_ready(switched_on):
     lam.update_function_configuration(FunctionName=function, Timeout=5)
     lam.update_function_configuration(FunctionName=function, Timeout=6)  # AWS: no conflict
     assert calls == ["UpdateFunctionConfiguration", "GetFunction"] * 2  # function_updated_v2
+
+
+def test_the_hook_leaves_tag_shapes_it_does_not_know_alone(switched_on):
+    start_course()
+    ecs = boto3.client("ecs")  # tags are lower-case key/value pairs there: not for the hook
+    arn = ecs.create_cluster(clusterName="other")["cluster"]["clusterArn"]
+    assert ecs.list_tags_for_resource(resourceArn=arn).get("tags", []) == []

@@ -105,6 +105,7 @@ def add_course_tags(params: dict, model: Any, **_: Any) -> None:
 
     Whatever the service spells them (`Tags` or `tags`, a map or a list of Key/Value
     pairs), if the operation's input has such a member; tags the call already has win.
+    Other shapes (a list of `key`/`value`, of strings) are left alone.
     """
     shape = model.input_shape
     if not model.name.startswith("Create") or shape is None:
@@ -115,7 +116,8 @@ def add_course_tags(params: dict, model: Any, **_: Any) -> None:
             continue
         if member.type_name == "map":
             params[key] = {**TAGS, **params.get(key, {})}
-        elif member.type_name == "list":
+        elif member.type_name == "list" and {"Key", "Value"} <= set(
+                getattr(member.member, "members", {})):
             present = params.get(key, [])
             have = {tag.get("Key") for tag in present}
             params[key] = [*present, *({"Key": k, "Value": v}
