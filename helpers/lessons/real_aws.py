@@ -94,7 +94,7 @@ def open_account(environ: dict[str, str] | None = None) -> Account:
     return Account(True, account_id, session.region_name)
 
 
-# While the switch is on: tags on everything, retries for a role IAM has not spread yet ----
+# While the switch is on: tags on everything, waits for what AWS makes ready later ------
 
 def _tag_text() -> str:
     return ", ".join(f"{k}={v}" for k, v in TAGS.items())
@@ -162,11 +162,6 @@ def settle(parsed: dict, model: Any, **_: Any) -> None:
 
 
 _real_on = False  # the hooks are on: lessons 02-08 run on the confirmed real account
-
-
-def on_real_account() -> bool:
-    """Whether `start_course` opened a real account (and the hooks are on)."""
-    return _real_on
 
 
 def offline_only(on_aws: str) -> bool:
@@ -325,5 +320,5 @@ def now_ms() -> int:
 
 __all__ = ["CONFIRM", "SWITCH", "TAGS", "Account", "NotConfirmed", "add_course_tags",
            "course_resources", "delete_course_resources", "now_ms", "offline_only",
-           "on_real_account", "open_account", "real_requested", "recent_logs",
-           "retry_unassumable_role", "start_course"]
+           "open_account", "real_requested", "recent_logs",
+           "retry_unassumable_role", "settle", "start_course"]
