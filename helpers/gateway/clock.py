@@ -117,9 +117,15 @@ class VirtualClock:
         self._counter = itertools.count()
         self._lock = threading.RLock()
         self._settle_timeout = settle_timeout
+        self._refusal: str | None = None
 
     def time(self) -> float:
         return self._now
+
+    def refuse(self, reason: str) -> None:
+        """From now on `advance` raises `RuntimeError(reason)`: this clock drives nothing
+        (a stage on a real AWS account, where time passes for real)."""
+        self._refusal = reason
 
     def call_later(
         self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
@@ -138,6 +144,8 @@ class VirtualClock:
 
     def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0) -> float:
         """Move time forward, firing every timer that falls due; returns the new time."""
+        if self._refusal is not None:
+            raise RuntimeError(self._refusal)
         target = self._now + seconds + 60 * minutes + 3600 * hours
         if target < self._now:
             raise ValueError("A VirtualClock only moves forward: pass a positive duration.")

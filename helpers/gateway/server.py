@@ -149,10 +149,13 @@ class LocalGateway:
         """Serve an API created through boto3 (`apigatewayv2`, `lambda`) in moto's `mock_aws`.
 
         Only deployed state is live; a later `create_deployment` (or any change on an
-        `AutoDeploy` stage) is picked up by the running gateway without a restart.
+        `AutoDeploy` stage) is picked up by the running gateway without a restart. While the
+        course runs on a real AWS account (`serve_elsewhere`), the stage's stand-in instead.
         """
         from helpers.gateway import moto_source
 
+        if _serve_elsewhere is not None:  # the course runs on a real account: nothing local
+            return _serve_elsewhere(api_id, stage, **options)
         where = {"region": region, "account_id": account_id}
         moto_source.api_config(api_id, stage, **where)  # fail now, with a clear message
         return cls(
@@ -605,6 +608,17 @@ class LocalGateway:
         if op != "get":
             self.log.record(self._now(), "manage", connection_id, op=op, status=410)
         return connections_api.gone(connection_id)
+
+
+#: Set while the course runs on a real AWS account (helpers.lessons.real_aws): `from_api`
+#: then returns ``factory(api_id, stage, **options)``, the deployed stage's stand-in.
+_serve_elsewhere: Callable[..., Any] | None = None
+
+
+def serve_elsewhere(factory: Callable[..., Any] | None) -> None:
+    """Make `LocalGateway.from_api` answer with `factory` (None: serve locally again)."""
+    global _serve_elsewhere
+    _serve_elsewhere = factory
 
 
 @atexit.register
