@@ -69,6 +69,8 @@ def test_every_lost_point_has_a_reason(graded: Path) -> None:
     assert status(graded, "infinite-loop")["double-numbers"] == "not done"  # interrupted
     assert status(graded, "hardcoded") == {"double-numbers": "failed", "double-text": "passed"}
     assert all(s == "failed" for s in status(graded, "patched-helpers").values())
+    for cheat in ("fake-checks-module", "swapped-code"):  # Tampered, not a silent pass
+        assert all(s == "failed" for s in status(graded, cheat).values()), cheat
 
 
 @pytest.mark.notebooks
