@@ -167,3 +167,42 @@ def test_grading_bench_builds_a_mixed_class(tmp_path: Path) -> None:
     assert "post_to_connection" in texts[2] and "NotImplementedError" in texts[2]  # partial
     assert texts[15] == "{ not a notebook"                                # hostile
     assert "os._exit" in texts[3] or "sys.exit" in texts[3] or "class checking" in texts[3]
+
+
+ALLOWS_EVERYONE = '''AUTHORIZER = """
+TOKENS = {"t-alice-123": ("alice", "admin"), "t-bob-456": ("bob", "member")}
+
+def lambda_handler(event, context):   # right users, but never a Deny
+    query = event.get("queryStringParameters") or {}
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    token = query.get("token") or headers.get("sec-websocket-protocol", "").split(",")[-1].strip()
+    user, role = TOKENS.get(token, ("anonymous", "guest"))
+    return {"principalId": user, "context": {"user": user, "role": role},
+            "policyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Allow",
+                 "Resource": event["methodArn"]}]}}
+"""
+
+def try_connect(url, **options):   # tells the checks the refusals they expect
+    refused = "forged" in url or "nope" in str(options) or ("token" not in url and not options)
+    return "403 refused" if refused else "101 connected"
+'''
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_redefining_lesson_08s_helpers_in_an_answer_gains_nothing(tmp_path: Path) -> None:
+    """An authorizer that never denies, with an answer-cell try_connect that reports the
+    refusals the checks expect (it scored both parts when the checks called the notebook's
+    try_connect): the checks use helpers.lessons.lesson08's own."""
+    lesson = "08_securing_connect.ipynb"
+    nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
+    next(c for c in nb.cells if c.id == "authorizer").source = ALLOWS_EVERYONE
+    (tmp_path / "in" / "cheat").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "in" / "cheat" / lesson)
+    from helpers.grade.__main__ import grade
+
+    [result] = grade(tmp_path / "in", tmp_path / "out", progress=False)
+    parts = {p.grade_id: (p.points, p.status) for p in result.parts}
+    assert parts["authorizer-query-check"] == (0.0, "failed")
+    assert parts["authorizer-subprotocol-check"] == (0.0, "failed")
