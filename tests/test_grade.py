@@ -206,3 +206,42 @@ def test_redefining_lesson_08s_helpers_in_an_answer_gains_nothing(tmp_path: Path
     parts = {p.grade_id: (p.points, p.status) for p in result.parts}
     assert parts["authorizer-query-check"] == (0.0, "failed")
     assert parts["authorizer-subprotocol-check"] == (0.0, "failed")
+
+
+FAKES_A_RECONNECT = '''
+    def receive(self, message):
+        pass
+
+    def poll(self):
+        pass
+
+
+def wait_until(condition, timeout=10.0, step=None, what="condition"):
+    """Never waits: makes erin look reconnected and caught up instead."""
+    erin = globals().get("erin")
+    if erin is not None:
+        erin.reconnects, erin.delays = 1, [1.0]
+        erin.messages = [{"id": n, "from": "frank", "text": text} for n, text in enumerate(
+            ["erin, while you were away", "one more", "welcome back"], start=1)]
+'''
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing(tmp_path: Path) -> None:
+    """A ResilientChat that never reconnects, with an answer-cell wait_until that fakes erin's
+    state (it scored the reconnect part when the check used the notebook's wait_until): the
+    check runs in helpers.lessons.chat_lesson's own room, with its own wait_until."""
+    lesson = "07_capstone_chat_room.ipynb"
+    solution = nbformat.read(ROOT / "solutions" / lesson, as_version=4)
+    nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
+    client = next(c for c in solution.cells if c.id == "chat-client").source
+    cheat = client[:client.index("    def receive(self, message):")] + FAKES_A_RECONNECT
+    next(c for c in nb.cells if c.id == "chat-client").source = cheat
+    (tmp_path / "in" / "cheat").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "in" / "cheat" / lesson)
+    from helpers.grade.__main__ import grade
+
+    [result] = grade(tmp_path / "in", tmp_path / "out", progress=False)
+    parts = {p.grade_id: (p.points, p.status) for p in result.parts}
+    assert parts["chat-reconnect-check"] == (0.0, "failed"), result.parts
