@@ -24,7 +24,7 @@ from helpers.aws import (
     lambda_role,
 )
 from helpers.client import Client
-from helpers.gateway import LocalGateway, VirtualClock
+from helpers.gateway import VirtualClock
 from helpers.lessons import lesson08
 
 NOTEBOOK = next((Path(__file__).resolve().parents[1] / "solutions").glob("08_*.ipynb"))
@@ -63,20 +63,6 @@ def lesson(aws):
     return lesson_definitions()
 
 
-@pytest.fixture
-def served():
-    gateways = []
-
-    def serve(api, **options):
-        gateway = LocalGateway.from_api(api.api_id, api.stage, **options).start()
-        gateways.append(gateway)
-        return gateway
-
-    yield serve
-    for gateway in gateways:
-        gateway.stop()
-
-
 def try_connect(url: str, **options) -> str:
     """The handshake's outcome, as the lesson prints it."""
     try:
@@ -95,8 +81,8 @@ def secured(lesson, name: str, connect: str, authorizer: str, identity_source: l
     return api
 
 
-def test_the_authorizer_allows_denies_403_and_a_missing_token_is_401_unasked(lesson, served):
-    gateway = served(secured(lesson, "secure", lesson["CONNECT"], lesson["DEMO_AUTHORIZER"],
+def test_the_authorizer_allows_denies_403_and_a_missing_token_is_401_unasked(lesson, serve_api):
+    gateway = serve_api(secured(lesson, "secure", lesson["CONNECT"], lesson["DEMO_AUTHORIZER"],
                              QUERY))
     outcomes = [try_connect(gateway.url + query)
                 for query in ("?token=let-me-in", "?token=guess", "")]
@@ -104,8 +90,8 @@ def test_the_authorizer_allows_denies_403_and_a_missing_token_is_401_unasked(les
     assert len(gateway.log.invocations("$connect (authorizer)")) == 2  # not for the 401
 
 
-def test_later_events_carry_the_principal_and_the_context_as_strings(lesson, served):
-    gateway = served(secured(lesson, "secure", lesson["CONNECT"], lesson["DEMO_AUTHORIZER"],
+def test_later_events_carry_the_principal_and_the_context_as_strings(lesson, serve_api):
+    gateway = serve_api(secured(lesson, "secure", lesson["CONNECT"], lesson["DEMO_AUTHORIZER"],
                              QUERY))
     with Client(gateway.url + "?token=let-me-in") as demo:
         demo.send_json({"action": "whoami"})
@@ -119,20 +105,20 @@ def header_authorizer(lesson) -> str:
         'event["headers"]["Sec-WebSocket-Protocol"].split(",")[-1].strip()')
 
 
-def test_a_subprotocol_token_needs_connect_to_echo_a_protocol(lesson, served):
-    gateway = served(secured(lesson, "plain", lesson["CONNECT"], header_authorizer(lesson),
+def test_a_subprotocol_token_needs_connect_to_echo_a_protocol(lesson, serve_api):
+    gateway = serve_api(secured(lesson, "plain", lesson["CONNECT"], header_authorizer(lesson),
                              HEADER))
     with pytest.raises(websocket.WebSocketException, match="Invalid WebSocket Header"):
         Client(gateway.url, subprotocols=["chat", "let-me-in"])
-    checked = served(secured(lesson, "checked", lesson["CONNECT_CHECKED"],
+    checked = serve_api(secured(lesson, "checked", lesson["CONNECT_CHECKED"],
                              header_authorizer(lesson), HEADER,
                              environment={"ALLOWED_ORIGINS": ""}))
     with Client(checked.url, subprotocols=["chat", "let-me-in"]) as browser_like:
         assert browser_like._ws.getsubprotocol() == "chat"  # the first offered, not the token
 
 
-def test_connect_refuses_an_origin_not_on_its_list_with_403(lesson, served):
-    gateway = served(secured(lesson, "origin", lesson["CONNECT_CHECKED"],
+def test_connect_refuses_an_origin_not_on_its_list_with_403(lesson, serve_api):
+    gateway = serve_api(secured(lesson, "origin", lesson["CONNECT_CHECKED"],
                              header_authorizer(lesson), HEADER,
                              environment={"ALLOWED_ORIGINS": "https://chat.example.com"}))
     outcomes = {origin: try_connect(gateway.url, subprotocols=["chat", "let-me-in"],
@@ -143,13 +129,13 @@ def test_connect_refuses_an_origin_not_on_its_list_with_403(lesson, served):
 
 
 def test_a_push_without_manage_connections_is_refused_403_until_the_policy_allows_it(
-        lesson, served):
+        lesson, serve_api):
     iam, lam = boto3.client("iam"), boto3.client("lambda")
     api = deploy_websocket_api("secure-poke", {"poke": lesson["POKE"]}, two_way=["poke"])
     iam.create_role(RoleName="bare", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
     lam.update_function_configuration(FunctionName=api.functions["poke"],
                                       Role=iam.get_role(RoleName="bare")["Role"]["Arn"])
-    gateway = served(api)
+    gateway = serve_api(api)
     with Client(gateway.url) as poked:
         poked.send_json({"action": "poke"})
         refused = poked.recv()
@@ -166,7 +152,7 @@ def test_a_push_without_manage_connections_is_refused_403_until_the_policy_allow
     assert allowed == ["pushed", "the push was allowed"]
 
 
-def test_the_handler_limits_each_connection_to_five_messages_a_minute(lesson, served):
+def test_the_handler_limits_each_connection_to_five_messages_a_minute(lesson, serve_api):
     api = secured(lesson, "limited", lesson["CONNECT"], lesson["DEMO_AUTHORIZER"], QUERY)
     boto3.client("dynamodb").create_table(
         TableName="rate", BillingMode="PAY_PER_REQUEST",
@@ -180,7 +166,7 @@ def test_the_handler_limits_each_connection_to_five_messages_a_minute(lesson, se
     lam.update_function_configuration(FunctionName=api.functions["sendmessage"], Environment={
         "Variables": {"MESSAGES_PER_MINUTE": "5"}})
     clock = VirtualClock()
-    gateway = served(api, clock=clock)
+    gateway = serve_api(api, clock=clock)
     with Client(gateway.url + "?token=let-me-in") as flooder, \
             Client(gateway.url + "?token=let-me-in") as neighbour:
         for n in range(8):
@@ -199,9 +185,9 @@ def test_the_handler_limits_each_connection_to_five_messages_a_minute(lesson, se
     assert too_long == "too long: at most 1000 characters"
 
 
-def test_the_connect_rate_quota_refuses_a_storm_with_429(lesson, served):
+def test_the_connect_rate_quota_refuses_a_storm_with_429(lesson, serve_api):
     api = secured(lesson, "stormy", lesson["CONNECT"], lesson["DEMO_AUTHORIZER"], QUERY)
-    gateway = served(api, clock=VirtualClock(), max_connections_per_second=2)
+    gateway = serve_api(api, clock=VirtualClock(), max_connections_per_second=2)
     outcomes = [try_connect(gateway.url + "?token=let-me-in") for _ in range(6)]
     assert outcomes[:2] == ["101 connected", "101 connected"]
     assert "429 refused" in outcomes
