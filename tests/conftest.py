@@ -1,8 +1,8 @@
 """Shared fixtures: real gateways on real sockets, real websocket-client clients; `wait_until`.
 
 Markers the test files need not spell out (registered in pyproject.toml) are added here:
-`browser` on tests in modules that use tests/browser.py, `live` on tests that use the `serve`, `serve_api` or
-`connect` fixtures or live in a module that imports a socket-facing library.
+`browser` on tests in modules that use tests/browser.py, `live` on tests that use the `serve`,
+`serve_api` or `connect` fixtures or live in a module that imports a socket-facing library.
 """
 
 from __future__ import annotations
