@@ -34,7 +34,6 @@ from helpers.gateway.lambda_runtime import (
     Invocation,
     RunningInvocation,
     WorkerPool,
-    current_invocation,
 )
 
 #: The error type lambda_runtime reports for a handler that returned after its Timeout.
@@ -199,7 +198,7 @@ class Invoker:
             if not self._settled(pending, in_heap=False):  # _fire popped it
                 return
         if outcome is Outcome.FUNCTION_TIMEOUT and pending.running is not None:
-            pending.running.frozen = True  # refused from now on: handle_management checks it
+            pending.running.frozen = True  # refused from now on (LocalGateway._authorized)
         call = pending.call
         function = call.route.function
         if outcome is Outcome.INTEGRATION_TIMEOUT:
@@ -251,8 +250,3 @@ class Invoker:
         except Exception as error:  # a gateway bug: record it, keep serving
             self._on_error(error)
 
-
-def frozen_now() -> bool:
-    """Whether the current thread runs an invocation past its function timeout."""
-    running = current_invocation()
-    return running is not None and running.frozen

@@ -12,17 +12,14 @@ from typing import Protocol
 
 
 class ManagementTarget(Protocol):
-    """A running gateway, as `interception` uses it.
-
-    Besides `handle_management`, `interception` reads (if present) ``config.account_id`` for
-    the IAM resource ARN and records refusals with ``log.record(clock.time(), "refused", ...)``
-    (docs/aws-behaviour.md §6.3).
-    """
+    """A running gateway, as `interception` uses it."""
 
     def handle_management(
-        self, method: str, connection_id: str, body: bytes
+        self, method: str, connection_id: str, body: bytes, *, url: str = "",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Answer one @connections call (POST/GET/DELETE): status, headers, body.
+        """Answer one @connections call (POST/GET/DELETE): status, headers, body. `url` and
+        `headers` (lowercased) are the request's, for its signature (who is calling).
 
         Thread-safe; must not be called from the gateway's own event loop thread.
         """

@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import functools
 import itertools
+import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -30,8 +31,9 @@ from urllib.parse import parse_qsl
 from websockets.http11 import Request
 
 from helpers.display import Redactor
-from helpers.gateway import connections_api, defaults, ids, registry
+from helpers.gateway import callers, connections_api, defaults, ids, registry, sigv4
 from helpers.gateway import protocol_rules as rules
+from helpers.gateway.callers import Caller
 from helpers.gateway.clock import Clock, RealClock, TimerHandle, VirtualClock
 from helpers.gateway.config import ApiConfig, Authorizer, Route
 from helpers.gateway.connection import (
@@ -56,7 +58,7 @@ from helpers.gateway.connection import (
 )
 from helpers.gateway.display import event_table, sequence_diagram
 from helpers.gateway.eventlog import EventLog
-from helpers.gateway.invoker import FrozenInvocation, Invoker, frozen_now
+from helpers.gateway.invoker import FrozenInvocation, Invoker
 from helpers.gateway.lambda_runtime import WorkerPool
 from helpers.gateway.quota import ConnectQuota
 from helpers.gateway.transport import Answer, Transport
@@ -358,20 +360,57 @@ class LocalGateway:
         """The recorded flow as a Mermaid sequence diagram (rendered by JupyterLab)."""
         return sequence_diagram(self.log.entries(), redactor=self.redactor, title=title)
 
-    def handle_management(self, method: str, connection_id: str, body: bytes) -> Answer:
-        """Answer one `@connections` call, from any thread (see `registry`).
+    def handle_management(self, method: str, connection_id: str, body: bytes, *,
+                          url: str = "", headers: Mapping[str, str] | None = None) -> Answer:
+        """Answer one `@connections` call made in this process (see `registry`), from any
+        thread but the gateway's own. `headers` (lowercased) carry the call's signature."""
+        caller = callers.in_process(method, url, headers, body)
+        return self._authorized(caller, method, connection_id, body)
 
-        A handler past its function timeout is frozen on AWS: its call never happens. Here
-        it is refused, logged "after timeout", and the handler stops (`FrozenInvocation`).
-        """
-        if frozen_now():
-            self.log.record(self._now(), "manage", connection_id, op=method.lower(),
-                            status="refused: after timeout")
-            raise FrozenInvocation(f"{method} @connections/{connection_id} after the "
-                                   "function's timeout: its sandbox is frozen")
+    def _authorized(self, caller: Caller | Answer, method: str, connection_id: str,
+                    body: bytes) -> Answer:
+        """The one decision both doors share (docs/aws-behaviour.md §6.3): the account owner
+        may do anything; an invocation past its function timeout nothing (on AWS its sandbox
+        is frozen: the call never happens; logged "after timeout", and a handler calling
+        on its own thread stops there, `FrozenInvocation`); an invocation with an execution
+        role what the role's policies allow."""
+        if not isinstance(caller, Caller):  # no one: the signature is missing or wrong
+            status, _, text = caller
+            self.log.record(self._now(), "refused", connection_id, op=method.lower(),
+                            status=status, reason=json.loads(text)["message"])
+            return caller
+        running = caller.invocation
+        if running is not None:
+            function = running.function
+            if running.frozen:
+                self.log.record(self._now(), "manage", connection_id, op=method.lower(),
+                                status="refused: after timeout", function=function.name)
+                if caller.on_its_thread:
+                    raise FrozenInvocation(f"{method} @connections/{connection_id} after "
+                                           "the function's timeout: its sandbox is frozen")
+                return connections_api.frozen(connection_id)
+            role = getattr(function, "role", None)
+            if role:
+                refused = self._role_refusal(role, function.name, method, connection_id)
+                if refused is not None:
+                    return refused
         if self._loop is None or not self.running:
             return connections_api.gone(connection_id)
         return self._management(method, connection_id, body)
+
+    def _role_refusal(self, role: str, function_name: str, method: str,
+                      connection_id: str) -> Answer | None:
+        config = self.config
+        resource = connections_api.resource_arn(config.region, config.account_id,
+                                                config.api_id, config.stage, method,
+                                                connection_id)
+        problem = callers.role_refusal(role, resource)
+        if problem is None:
+            return None
+        self.log.record(self._now(), "refused", connection_id, op=method.lower(), status=403,
+                        function=function_name, reason=problem)
+        principal = connections_api.assumed_role_arn(role, function_name)
+        return connections_api.access_denied(principal, resource, problem)
 
     # Event loop thread ------------------------------------------------------------------
 
@@ -516,12 +555,16 @@ class LocalGateway:
 
     # Transport events (lock held) ------------------------------------------------------
 
-    def http_request(self, method: str, target: str, body: bytes) -> Answer:
+    def http_request(self, method: str, target: str, body: bytes,
+                     headers: Iterable[tuple[str, str]] = ()) -> Answer:
         """Plain HTTP on the gateway's port: `@connections`, or the 426 for the stage."""
         stage = self.config.stage
         connection_id = connections_api.parse_path(target, stage)
         if connection_id is not None:
-            return self._management(method, connection_id, body)
+            lowered = sigv4.lower_headers(headers)
+            url = f"http://{lowered.get('host') or f'{self.host}:{self.port}'}{target}"
+            caller = callers.over_http(method, url, lowered, body)
+            return self._authorized(caller, method, connection_id, body)
         if target.split("?", 1)[0].rstrip("/") == f"/{stage}":
             return rules.upgrade_required()
         return connections_api.not_found(target, stage)

@@ -24,8 +24,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from . import loading
+from . import credentials, loading
 from .environ import Overlay
 
 VERSION = "$LATEST"
@@ -48,9 +49,15 @@ class ExecutionEnvironment:
         variables: Callable[[str], Mapping[str, str]],
         code_dir: str | None = None,
         callable_: loading.Handler | None = None,
+        role: str | None = None,
     ) -> None:
         self.log_stream_name = new_log_stream_name()
         self.environ: Overlay = dict(variables(self.log_stream_name))  # writes persist here
+        # The role's credentials, its own (see `credentials`); none without a role.
+        self.credentials = credentials.issue(self) if role else None
+        if self.credentials is not None:
+            self.environ.update(self.credentials.environment())
+        self.running: Any = None  # the invocation it runs or ran last (a RunningInvocation)
         self.package = loading.new_package_name(function_name) if code_dir else None
         self._handler = handler
         self._code_dir = code_dir

@@ -300,6 +300,7 @@ class LambdaFunction:
             variables=self.lambda_environment,
             code_dir=self.code_dir,
             callable_=self._callable,
+            role=self.role,
         )
 
     # -- invoking ---------------------------------------------------------------------
@@ -324,6 +325,7 @@ class LambdaFunction:
         request_id = _request_id()
         capture = output.Capture(request_id)
         running = RunningInvocation(self, request_id, environment=environment.log_stream_name)
+        environment.running = running  # requests signed with its credentials are this call's
         outcome = Invocation(function_name=self.name, request_id=request_id,
                              environment=environment.log_stream_name)
         saved_capture = output.set_capture(capture)
@@ -353,6 +355,7 @@ class LambdaFunction:
                 capture.flush_partial()
             timed_out = running.frozen or duration_ms > self.timeout * 1000
             if timed_out:
+                running.frozen = True  # whatever still acts for it (a thread it started) too
                 self._time_out(outcome, capture)
             fit_for_reuse = handler_fn is not None and not timed_out
         finally:
