@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from . import connections_api, iam_policy, sigv4
+from . import connections_api, iam_policy, ids, sigv4
 from .runtime import credentials
 from .runtime.invocation import RunningInvocation, current_invocation
 
@@ -75,7 +75,24 @@ def _signed_by(method: str, url: str, headers: Mapping[str, str], body: bytes, *
     return Caller(environment.running)
 
 
-def role_refusal(role: str, resource: str) -> str | None:
+def request_context(role: str, region: str, now: float, url: str) -> iam_policy.Context:
+    """The condition keys an invocation's call carries (docs/aws-behaviour.md §7.4): who
+    (the role: `aws:PrincipalArn` of an assumed-role session is the role's ARN), where, when,
+    and over what. `aws:SourceIp` and VPC keys are absent: no network sits between them."""
+    context = {
+        "aws:PrincipalArn": role,
+        "aws:PrincipalAccount": role.split(":")[4] if role.count(":") >= 5 else "",
+        "aws:PrincipalType": "AssumedRole",
+        "aws:RequestedRegion": region,
+        "aws:CurrentTime": ids.iso8601(now).replace(".000Z", "Z"),
+        "aws:EpochTime": str(int(now)),
+    }
+    if url:
+        context["aws:SecureTransport"] = "true" if url.startswith("https:") else "false"
+    return context
+
+
+def role_refusal(role: str, resource: str, context: iam_policy.Context) -> str | None:
     """Why `role` may not manage connections on `resource`, or None if it may (§6.3, §7.4)."""
     from .moto_gaps import iam  # moto is loaded: a role-bearing function comes from moto
 
@@ -83,10 +100,11 @@ def role_refusal(role: str, resource: str) -> str | None:
         documents = iam.role_policy_documents(role)
     except iam.RoleNotFound:
         return f"the execution role {role} does not exist in IAM"
-    decision = iam_policy.evaluate(documents, connections_api.MANAGE_CONNECTIONS, resource)
+    decision = iam_policy.evaluate(documents, connections_api.MANAGE_CONNECTIONS, resource,
+                                   context)
     if decision.allowed:
         return None
     return connections_api.why_refused(decision, role, resource)
 
 
-__all__ = ["OWNER", "Caller", "in_process", "over_http", "role_refusal"]
+__all__ = ["OWNER", "Caller", "in_process", "over_http", "request_context", "role_refusal"]

@@ -104,9 +104,9 @@ def why_refused(decision: iam_policy.Decision, role_arn: str, resource: str) -> 
     all_connections = f"{stage_arn}/*/@connections/*"
     why = (f"no policy of role {role_name} allows it: attach one that allows "
            f"{MANAGE_CONNECTIONS} on {all_connections}")
-    if decision.skipped:
-        why += (f"; {decision.skipped} statement(s) with a Condition were not evaluated "
-                "(the local gateway has no request context for condition keys)")
+    if decision.unmet:
+        why += (f"; {decision.unmet} statement(s) matched but their Condition did not hold "
+                "for this request")
     return why
 
 

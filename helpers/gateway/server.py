@@ -365,10 +365,10 @@ class LocalGateway:
         """Answer one `@connections` call made in this process (see `registry`), from any
         thread but the gateway's own. `headers` (lowercased) carry the call's signature."""
         caller = callers.in_process(method, url, headers, body)
-        return self._authorized(caller, method, connection_id, body)
+        return self._authorized(caller, method, connection_id, body, url)
 
     def _authorized(self, caller: Caller | Answer, method: str, connection_id: str,
-                    body: bytes) -> Answer:
+                    body: bytes, url: str) -> Answer:
         """The one decision both doors share (docs/aws-behaviour.md §6.3): the account owner
         may do anything; an invocation past its function timeout nothing (on AWS its sandbox
         is frozen: the call never happens; logged "after timeout", and a handler calling
@@ -391,20 +391,21 @@ class LocalGateway:
                 return connections_api.frozen(connection_id)
             role = getattr(function, "role", None)
             if role:
-                refused = self._role_refusal(role, function.name, method, connection_id)
+                refused = self._role_refusal(role, function.name, method, connection_id, url)
                 if refused is not None:
                     return refused
         if self._loop is None or not self.running:
             return connections_api.gone(connection_id)
         return self._management(method, connection_id, body)
 
-    def _role_refusal(self, role: str, function_name: str, method: str,
-                      connection_id: str) -> Answer | None:
+    def _role_refusal(self, role: str, function_name: str, method: str, connection_id: str,
+                      url: str) -> Answer | None:
         config = self.config
         resource = connections_api.resource_arn(config.region, config.account_id,
                                                 config.api_id, config.stage, method,
                                                 connection_id)
-        problem = callers.role_refusal(role, resource)
+        context = callers.request_context(role, config.region, self.clock.time(), url)
+        problem = callers.role_refusal(role, resource, context)
         if problem is None:
             return None
         self.log.record(self._now(), "refused", connection_id, op=method.lower(), status=403,
@@ -564,7 +565,7 @@ class LocalGateway:
             lowered = sigv4.lower_headers(headers)
             url = f"http://{lowered.get('host') or f'{self.host}:{self.port}'}{target}"
             caller = callers.over_http(method, url, lowered, body)
-            return self._authorized(caller, method, connection_id, body)
+            return self._authorized(caller, method, connection_id, body, url)
         if target.split("?", 1)[0].rstrip("/") == f"/{stage}":
             return rules.upgrade_required()
         return connections_api.not_found(target, stage)
