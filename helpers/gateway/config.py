@@ -24,9 +24,10 @@ class Function(Protocol):
     timeout: float  # the function's own Timeout, in seconds
 
     def invoke(self, event: dict[str, Any], *, copy_event: bool = True,
-               started: Any = None) -> Any:
+               started: Any = None, reclaim: Any = None) -> Any:
         """Run the handler; returns a `lambda_runtime.Invocation`. `started(running)` is
-        called just before the handler code runs (the function's timeout counts from it)."""
+        called just before the handler code runs (the function's timeout counts from it);
+        `reclaim` (a `runtime.environments.Reclaim`) says when idle environments go."""
         ...
 
 

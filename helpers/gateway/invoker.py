@@ -32,6 +32,7 @@ from helpers.gateway.connection import Call, CallKind, Finished, Outcome
 from helpers.gateway.eventlog import EventLog
 from helpers.gateway.lambda_runtime import (
     Invocation,
+    Reclaim,
     RunningInvocation,
     WorkerPool,
 )
@@ -92,8 +93,9 @@ class Invoker:
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop, loop_thread: int, pool: WorkerPool,
                  log: EventLog, now: Callable[[], float],
-                 on_error: Callable[[BaseException], None]):
+                 on_error: Callable[[BaseException], None], reclaim: Reclaim | None = None):
         self._loop, self._loop_thread, self._pool = loop, loop_thread, pool
+        self._reclaim = reclaim  # when the functions' idle environments go
         self._log, self._now, self._on_error = log, now, on_error
         self._lock = threading.Lock()  # guards `settled` and the deadline heap
         # Deadlines of calls in flight, earliest first, and one loop timer for the earliest.
@@ -229,7 +231,8 @@ class Invoker:
             self._log.record(self._now(), "call", pending.connection_id, route=call.route.key,
                              function=function.name)
         try:
-            invocation = function.invoke(call.event, copy_event=False, started=pending.begin)
+            invocation = function.invoke(call.event, copy_event=False, started=pending.begin,
+                                         reclaim=self._reclaim)
         except FrozenInvocation:
             return  # the timeout answered already; what the handler did next never happened
         with self._lock:

@@ -11,6 +11,7 @@ import finder. Importing this module installs them (`install()`), as it always h
 from __future__ import annotations
 
 from .runtime import environ, loading, output
+from .runtime.environments import Reclaim
 from .runtime.invocation import (
     Invocation,
     LambdaContext,
@@ -25,6 +26,7 @@ __all__ = [
     "Invocation",
     "LambdaContext",
     "LambdaFunction",
+    "Reclaim",
     "RunningInvocation",
     "WorkerPool",
     "clear_stray_output",

@@ -59,7 +59,7 @@ from helpers.gateway.connection import (
 from helpers.gateway.display import event_table, sequence_diagram
 from helpers.gateway.eventlog import EventLog
 from helpers.gateway.invoker import FrozenInvocation, Invoker
-from helpers.gateway.lambda_runtime import WorkerPool
+from helpers.gateway.lambda_runtime import Reclaim, WorkerPool
 from helpers.gateway.quota import ConnectQuota
 from helpers.gateway.transport import Answer, Transport
 
@@ -93,6 +93,8 @@ class LocalGateway:
     manager. `url` is the socket URL; `log` records everything that happens.
 
     Options beyond AWS's fixed limits: `clock` (a `VirtualClock` moves time by hand),
+    `environment_idle_lifetime` (seconds of the clock before an idle execution environment
+    is reclaimed and the next call is a cold start: §4.3a),
     `max_connections_per_second` (the account's connect-rate quota, off by default: §5),
     `custom_domain` (the domain name events carry, as behind an API mapping: §1.6).
     `drop()` plays a network failure or a restarting proxy (docs/aws-behaviour.md §8).
@@ -107,6 +109,7 @@ class LocalGateway:
         port: int = 0,
         idle_timeout: float = defaults.IDLE_TIMEOUT,
         max_lifetime: float = defaults.MAX_LIFETIME,
+        environment_idle_lifetime: float = defaults.ENVIRONMENT_IDLE_LIFETIME,
         clock: Clock | None = None,
         max_connections_per_second: int | None = None,
         custom_domain: str | None = None,
@@ -118,6 +121,7 @@ class LocalGateway:
         self._configured: tuple[str, ApiConfig] | None = None  # (revision, config)
         self.host, self._requested_port, self.port = host, port, 0
         self.idle_timeout, self.max_lifetime = idle_timeout, max_lifetime
+        self.environment_idle_lifetime = environment_idle_lifetime  # then Lambda reclaims it
         self.clock: Clock = clock or RealClock()
         self.max_connections_per_second = max_connections_per_second  # None: no quota
         self._quota: ConnectQuota | None = None
@@ -421,7 +425,8 @@ class LocalGateway:
         loop.set_exception_handler(self._loop_error)  # asyncio would print to stderr
         self._loop_thread = threading.get_ident()
         self._invoker = Invoker(loop=loop, loop_thread=self._loop_thread, pool=self._pool,
-                                log=self.log, now=self.clock.time, on_error=self._internal)
+                                log=self.log, now=self.clock.time, on_error=self._internal,
+                                reclaim=Reclaim(self.clock.time, self.environment_idle_lifetime))
         try:
             self._server = loop.run_until_complete(
                 loop.create_server(self._new_transport, self.host, self._requested_port)
