@@ -18,6 +18,7 @@ invocation past its timeout nothing; an invocation what its role's policies allo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -75,21 +76,86 @@ def _signed_by(method: str, url: str, headers: Mapping[str, str], body: bytes, *
     return Caller(environment.running)
 
 
-def request_context(role: str, region: str, now: float, url: str) -> iam_policy.Context:
-    """The condition keys an invocation's call carries (docs/aws-behaviour.md §7.4): who
-    (the role: `aws:PrincipalArn` of an assumed-role session is the role's ARN), where, when,
-    and over what. `aws:SourceIp` and VPC keys are absent: no network sits between them."""
+def request_context(principal_arn: str, region: str, now: float, url: str, *,
+                    principal_type: str = "AssumedRole",
+                    source_ip: str | None = None) -> iam_policy.Context:
+    """The condition keys a call carries (docs/aws-behaviour.md §7.4): who (for an
+    invocation its role: `aws:PrincipalArn` of an assumed-role session is the role's ARN),
+    where, when, and over what. `aws:SourceIp` only where a client connected over the
+    network (the handshake); VPC keys never."""
     context = {
-        "aws:PrincipalArn": role,
-        "aws:PrincipalAccount": role.split(":")[4] if role.count(":") >= 5 else "",
-        "aws:PrincipalType": "AssumedRole",
+        "aws:PrincipalArn": principal_arn,
+        "aws:PrincipalAccount": (principal_arn.split(":")[4]
+                                 if principal_arn.count(":") >= 5 else ""),
+        "aws:PrincipalType": principal_type,
         "aws:RequestedRegion": region,
         "aws:CurrentTime": ids.iso8601(now).replace(".000Z", "Z"),
         "aws:EpochTime": str(int(now)),
     }
     if url:
-        context["aws:SecureTransport"] = "true" if url.startswith("https:") else "false"
+        context["aws:SecureTransport"] = "true" if url.startswith(("https:", "wss:")) else "false"
+    if source_ip:
+        context["aws:SourceIp"] = source_ip
     return context
+
+
+#: The action `$connect` with AuthorizationType AWS_IAM checks (docs/aws-behaviour.md §7.3).
+INVOKE = "execute-api:Invoke"
+
+
+def connect_refusal(url: str, headers: Mapping[str, str], resource: str, region: str,
+                    now: float, source_ip: str) -> tuple[int, str, str] | None:
+    """AWS_IAM on `$connect` (§7.3): None if the upgrade request is signed by someone allowed
+    `execute-api:Invoke` on `resource`, else (status, message, why). The signer is an
+    execution environment (its role), an IAM user with an access key in moto (its and its
+    groups' policies), or else the account owner (allowed)."""
+    try:
+        signature = sigv4.parse(headers, urlsplit(url).query)
+    except sigv4.Malformed as problem:
+        return 403, "Forbidden", str(problem)
+    if signature is None:
+        return 403, "Missing Authentication Token", "the upgrade request is not signed"
+    key = signature.access_key
+    if credentials.issued_here(key):
+        found = credentials.holder(key)
+        if found is None:
+            return 403, "The security token included in the request is invalid.", (
+                "the key's execution environment is gone")
+        environment, issued = found
+        role = environment.running.function.role
+        secret, principal, kind = issued.secret_access_key, role, "AssumedRole"
+        documents = _role_documents(role)
+        who = connections_api.assumed_role_arn(role, environment.running.function.name)
+    else:
+        from .moto_gaps import iam
+
+        holder = iam.access_key_holder(key)
+        if holder is None:
+            return None  # the account owner's key
+        secret, principal, kind = holder.secret_access_key, holder.arn, "User"
+        documents, who = holder.documents, holder.arn
+    if not sigv4.matches(signature, secret, "GET", url, headers, b""):
+        message = json.loads(connections_api.signature_mismatch()[2])["message"]
+        return 403, message, f"the signature of {key} does not check out"
+    context = request_context(principal, region, now, url, principal_type=kind,
+                              source_ip=source_ip)
+    decision = iam_policy.evaluate(documents, INVOKE, resource, context)
+    if decision.allowed:
+        return None
+    why = ("an explicit Deny matches" if decision.effect is iam_policy.Effect.EXPLICIT_DENY
+           else f"no policy allows {INVOKE} on {resource}")
+    if decision.unmet:
+        why += f"; {decision.unmet} statement(s) matched but their Condition did not hold"
+    return 403, f"User: {who} is not authorized to perform: {INVOKE} on resource: {resource}", why
+
+
+def _role_documents(role: str) -> list[str]:
+    from .moto_gaps import iam
+
+    try:
+        return iam.role_policy_documents(role)
+    except iam.RoleNotFound:
+        return []
 
 
 def role_refusal(role: str, resource: str, context: iam_policy.Context) -> str | None:
@@ -107,4 +173,5 @@ def role_refusal(role: str, resource: str, context: iam_policy.Context) -> str |
     return connections_api.why_refused(decision, role, resource)
 
 
-__all__ = ["OWNER", "Caller", "in_process", "over_http", "request_context", "role_refusal"]
+__all__ = ["INVOKE", "OWNER", "Caller", "connect_refusal", "in_process", "over_http",
+           "request_context", "role_refusal"]

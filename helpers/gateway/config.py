@@ -50,6 +50,7 @@ class Route:
     timeout: float = DEFAULT_INTEGRATION_TIMEOUT  # the integration's TimeoutInMillis / 1000
     two_way: bool = False  # RouteResponseSelectionExpression "$default" + a $default route response
     authorizer: Authorizer | None = None  # only ever set on $connect
+    iam_auth: bool = False  # AuthorizationType AWS_IAM: only ever set on $connect (§7.3)
 
 
 @dataclass(frozen=True)

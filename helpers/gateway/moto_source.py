@@ -375,6 +375,7 @@ def _route(state: moto_gaps.ApiState, route: moto_gaps.RouteState) -> Route:
         two_way=route.route_response_selection_expression == "$default"
         and "$default" in route.route_response_keys,
         authorizer=authorizer,
+        iam_auth=route.route_key == "$connect" and route.authorization_type == "AWS_IAM",
     )
 
 

@@ -587,10 +587,23 @@ class LocalGateway:
             self.log.record(self._now(), "reject", "", status=500,
                             message="Internal server error", problem=str(error))
             return
+        connect = config.routes.get("$connect")
+        if connect is not None and connect.iam_auth:
+            handshake = replace(handshake, iam_refusal=self._iam_refusal(config, request, tcp))
         machine = Connection(config, handshake, self.idle_timeout, self.max_lifetime)
         tcp.session = session = _Session(tcp, machine)
         session.finish = partial(self._finished, session)
         self._feed(session, Connection.start, not self._admit())
+
+    def _iam_refusal(self, config: ApiConfig, request: Request,
+                     tcp: Transport) -> tuple[int, str, str] | None:
+        """AuthorizationType AWS_IAM on `$connect` (docs/aws-behaviour.md §7.3)."""
+        headers = sigv4.lower_headers(request.headers.raw_items())
+        url = f"http://{headers.get('host') or f'{self.host}:{self.port}'}{request.path}"
+        resource = (f"arn:aws:execute-api:{config.region}:{config.account_id}:"
+                    f"{config.api_id}/{config.stage}/$connect")
+        return callers.connect_refusal(url, headers, resource, config.region,
+                                       self.clock.time(), tcp.peer_ip)
 
     def text_received(self, tcp: Transport, data: bytes) -> None:
         if tcp.session is not None:
