@@ -161,3 +161,17 @@ def test_a_role_bearing_environment_holds_its_own_credentials(aws):
     assert first.environ["AWS_ACCESS_KEY_ID"] != second.environ["AWS_ACCESS_KEY_ID"]
     assert credentials.holder(first.environ["AWS_ACCESS_KEY_ID"])[0] is first
     assert "AWS_ACCESS_KEY_ID" not in make(None).environ  # no role: the process's own
+
+
+def test_boto3_answered_in_process_is_judged_by_its_signature_too(pusher):
+    """Outside any handler, the in-process door reads the same signature as plain HTTP."""
+    _, gateway = pusher
+    expired = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.callback_url,
+                           aws_access_key_id=credentials.PREFIX + "Z" * 14,
+                           aws_secret_access_key="whatever")
+    with Client(gateway.url):
+        [connection_id] = gateway.connections
+        with pytest.raises(expired.exceptions.ClientError) as error:
+            expired.post_to_connection(ConnectionId=connection_id, Data=b"x")
+    assert error.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

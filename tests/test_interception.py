@@ -28,7 +28,7 @@ class FakeGateway:
 
     def handle_management(
         self, method: str, connection_id: str, body: bytes, *, url: str = "",
-        headers: dict[str, str] | None = None,
+        headers: dict | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         self.calls.append((method, connection_id, body))
         self.headers = headers or {}

@@ -19,8 +19,9 @@ invocation past its timeout nothing; an invocation what its role's policies allo
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import connections_api, iam_policy, ids, sigv4
@@ -41,15 +42,21 @@ class Caller:
 OWNER = Caller()
 
 
-def in_process(method: str, url: str, headers: Mapping[str, str] | None,
+def in_process(method: str, url: str, headers: Mapping[str, Any] | None,
                body: bytes) -> Caller | Answer:
-    """The caller of a boto3 call answered in-process (`headers` lowercased), or a 403."""
+    """The caller of a boto3 call answered in-process (botocore's headers, values str or
+    bytes), or a 403. A handler's own call needs no look at its headers at all."""
     running = current_invocation()
     if running is not None:
         return Caller(running, on_its_thread=True)
     if not headers:
         return OWNER
-    return _signed_by(method, url, headers, body, required=False)
+    lowered = sigv4.lower_headers((name, _text(value)) for name, value in headers.items())
+    return _signed_by(method, url, lowered, body, required=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
 def over_http(method: str, url: str, headers: Mapping[str, str], body: bytes) -> Caller | Answer:
@@ -158,7 +165,8 @@ def _role_documents(role: str) -> list[str]:
         return []
 
 
-def role_refusal(role: str, resource: str, context: iam_policy.Context) -> str | None:
+def role_refusal(role: str, resource: str,
+                 context: Callable[[], iam_policy.Context]) -> str | None:
     """Why `role` may not manage connections on `resource`, or None if it may (§6.3, §7.4)."""
     from .moto_gaps import iam  # moto is loaded: a role-bearing function comes from moto
 

@@ -102,9 +102,10 @@ Context = Mapping[str, "str | list[str]"]
 
 def evaluate(
     documents: Iterable[Mapping[str, Any] | str | None], action: str, resource: str,
-    context: Context | None = None,
+    context: Context | Callable[[], Context] | None = None,
 ) -> Decision:
-    """Whether the documents together allow ``action`` on ``resource`` in ``context``."""
+    """Whether the documents together allow ``action`` on ``resource`` in ``context`` (or
+    what calling it returns: built only if a statement has a ``Condition``)."""
     allowed = False
     unmet = 0
     for document in documents:
@@ -113,6 +114,8 @@ def evaluate(
                     and _applies(statement, "Resource", resource, False)):
                 continue
             condition = statement.get("Condition")
+            if condition and callable(context):
+                context = context()
             if condition and not conditions_hold(condition, context or {}):
                 unmet += 1
                 continue

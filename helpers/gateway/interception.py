@@ -36,7 +36,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from moto.core.botocore_stubber import BotocoreStubber
 
-from . import patches, registry, sigv4
+from . import patches, registry
 
 _CONNECTIONS_URL = re.compile(
     r"^https?://(?P<api_id>[a-z0-9]+)\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com"
@@ -77,13 +77,8 @@ def answer(method: str, url: str, body: Any,
     if target is None:
         return None
     method, connection_id = method.upper(), unquote(match["connection_id"])
-    lowered = sigv4.lower_headers((name, _text(value)) for name, value in (headers or {}).items())
     return target.handle_management(method, connection_id, _body_bytes(body), url=url,
-                                    headers=lowered)
-
-
-def _text(value: Any) -> str:
-    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+                                    headers=headers)
 
 
 _NO_STAGE = re.compile(

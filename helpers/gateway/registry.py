@@ -8,7 +8,8 @@ the running `LocalGateway` instead of the network. Thread-safe.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 class ManagementTarget(Protocol):
@@ -16,10 +17,11 @@ class ManagementTarget(Protocol):
 
     def handle_management(
         self, method: str, connection_id: str, body: bytes, *, url: str = "",
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """Answer one @connections call (POST/GET/DELETE): status, headers, body. `url` and
-        `headers` (lowercased) are the request's, for its signature (who is calling).
+        `headers` (botocore's, values str or bytes) are the request's: its signature says
+        who is calling.
 
         Thread-safe; must not be called from the gateway's own event loop thread.
         """

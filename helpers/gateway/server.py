@@ -365,9 +365,9 @@ class LocalGateway:
         return sequence_diagram(self.log.entries(), redactor=self.redactor, title=title)
 
     def handle_management(self, method: str, connection_id: str, body: bytes, *,
-                          url: str = "", headers: Mapping[str, str] | None = None) -> Answer:
+                          url: str = "", headers: Mapping[str, Any] | None = None) -> Answer:
         """Answer one `@connections` call made in this process (see `registry`), from any
-        thread but the gateway's own. `headers` (lowercased) carry the call's signature."""
+        thread but the gateway's own. `headers` (botocore's) carry the call's signature."""
         caller = callers.in_process(method, url, headers, body)
         return self._authorized(caller, method, connection_id, body, url)
 
@@ -408,8 +408,8 @@ class LocalGateway:
         resource = connections_api.resource_arn(config.region, config.account_id,
                                                 config.api_id, config.stage, method,
                                                 connection_id)
-        context = callers.request_context(role, config.region, self.clock.time(), url)
-        problem = callers.role_refusal(role, resource, context)
+        problem = callers.role_refusal(role, resource, lambda: callers.request_context(
+            role, config.region, self.clock.time(), url))
         if problem is None:
             return None
         self.log.record(self._now(), "refused", connection_id, op=method.lower(), status=403,
