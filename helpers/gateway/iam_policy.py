@@ -1,7 +1,8 @@
 """IAM policy evaluation, pure: may these policy documents do `action` on `resource`?
 
-Used twice: a Lambda authorizer's `policyDocument` (`execute-api:Invoke` on the method ARN)
-and an execution role's policies (`execute-api:ManageConnections` on an `@connections` ARN).
+Used three times: a Lambda authorizer's `policyDocument` (`execute-api:Invoke` on the method
+ARN), an execution role's policies (`execute-api:ManageConnections` on an `@connections` ARN),
+and the signer's policies when `$connect` uses AWS_IAM (`execute-api:Invoke`).
 It follows AWS's identity-policy logic (docs/aws-behaviour.md §7.4, from
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
 an explicit Deny wins, otherwise an Allow is needed, otherwise the answer is an implicit deny.
