@@ -1,7 +1,7 @@
 """Run Lambda handler code in-process, the way AWS's Python runtime (awslambdaric) would.
 
 The public face of `helpers.gateway.runtime` (one concern per module: `environ`, `output`,
-`loading`, `environments`, `invocation`) and of `workers` (the thread pool). Several
+`loading`, `environments`, `credentials`, `invocation`) and of `workers` (the thread pool). Several
 invocations run at once in one process, so three process-wide hooks make it thread-aware:
 the `os.environ` overlay, the stdout/stderr/logging routing and the deployment-package
 import finder. Importing this module installs them (`install()`), as it always has;
