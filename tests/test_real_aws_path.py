@@ -34,7 +34,14 @@ from helpers.lessons.real_aws import (
     retry_unassumable_role,
     start_course,
 )
-from helpers.lessons.real_stage import OfflineOnly, RealStage, route_functions
+from helpers.lessons.real_stage import (
+    OfflineOnly,
+    RealStage,
+    route_functions,
+    stage_answers,
+    wait_until_served,
+)
+from tests.aws_data_plane import serving
 
 MOTO_ACCOUNT = "123456789012"
 REAL = {SWITCH: "1", CONFIRM: MOTO_ACCOUNT}
@@ -150,11 +157,13 @@ def everything() -> list[tuple[str, str]]:
 
 @pytest.fixture
 def switched_on(aws, monkeypatch):
-    """The switch on and the (moto) account confirmed, as a learner would set them."""
+    """The switch on and the (moto) account confirmed, as a learner would set them; deployed
+    stages answer at their AWS URLs (tests/aws_data_plane.py)."""
     monkeypatch.setenv(SWITCH, "1")
     monkeypatch.setenv(CONFIRM, MOTO_ACCOUNT)
     monkeypatch.delenv("CI", raising=False)  # moto answers: this is the path CI exercises
-    yield
+    with serving(monkeypatch) as plane:
+        yield plane
     real_aws._unhook()
 
 
@@ -164,7 +173,7 @@ def test_each_lessons_cells_create_only_tagged_resources_and_clean_up_by_tag(
     namespace = run_cells(lesson, {"display": display})
     course = namespace["course"]
     assert course.real and "REAL AWS account: account 123456789012" in capsys.readouterr().out
-    assert not registry.any_running()  # the local gateway stayed off
+    assert not [v for v in namespace.values() if isinstance(v, LocalGateway)]  # none local
     stages = [v for v in namespace.values() if isinstance(v, RealStage)]
     assert stages and all(s.url.startswith("wss://") and ".execute-api." in s.url
                           and route_functions(s.api_id) for s in stages)  # logs to read
@@ -250,14 +259,22 @@ def test_the_stage_stand_in_reads_cloudwatch_and_names_the_aws_way(switched_on, 
     logs, group = boto3.client("logs"), "/aws/lambda/standin-sendmessage"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s")
+    lines = ["START RequestId: 1 Version: $LATEST", "hello from the handler",
+             "END RequestId: 1", "REPORT RequestId: 1\tDuration: 1.00 ms"]
     logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-        {"timestamp": now_ms(), "message": "START RequestId: 1 Version: $LATEST\n"},
-        {"timestamp": now_ms(), "message": "hello from the handler\n"}])
-    assert stage.log.wait_for_invocations("sendmessage", 1) == [
-        "START RequestId: 1 Version: $LATEST"]
+        {"timestamp": now_ms(), "message": line + "\n"} for line in lines[:2]])
+    assert stage.log.invocations("sendmessage") == [  # started, not finished yet
+        {"route": "sendmessage", "function": "standin-sendmessage", "request_id": "1",
+         "logs": lines[:2]}]
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": now_ms(), "message": line + "\n"} for line in lines[2:]])
+    (run,) = stage.log.wait_for_invocations("sendmessage", 1)
+    assert run["logs"] == lines
+    with pytest.raises(OfflineOnly, match="'result' is in the local gateway's record only"):
+        _ = run["result"]  # what the function returned: CloudWatch does not keep it
     stage.show_log(logs=True)
     shown = capsys.readouterr().out
-    assert "sendmessage (/aws/lambda/standin-sendmessage): 2 line(s)" in shown
+    assert "sendmessage (/aws/lambda/standin-sendmessage): 4 line(s)" in shown
     assert "hello from the handler" in shown
     with pytest.raises(OfflineOnly, match="show_log"):
         stage.log.entries("message")
@@ -331,3 +348,48 @@ def test_the_hook_leaves_tag_shapes_it_does_not_know_alone(switched_on):
     ecs = boto3.client("ecs")  # tags are lower-case key/value pairs there: not for the hook
     arn = ecs.create_cluster(clusterName="other")["cluster"]["clusterArn"]
     assert ecs.list_tags_for_resource(resourceArn=arn).get("tags", []) == []
+
+
+def test_a_stage_answers_once_a_get_without_upgrade_gets_426():
+    gateway = LocalGateway.from_handlers({"$default": lambda e, c: {"statusCode": 200}}).start()
+    try:
+        assert stage_answers(gateway.http_url)  # 426: the stage serves WebSockets
+        assert wait_until_served(gateway.http_url, timeout=5)
+    finally:
+        gateway.stop()
+    assert not stage_answers(gateway.http_url)  # nothing listens there now
+    assert not wait_until_served(gateway.http_url, timeout=1)  # bounded: gives up
+
+
+def test_create_deployment_returns_once_the_stage_serves_it(switched_on):
+    start_course()
+    api = deploy_websocket_api("propagation", {"$default": "def lambda_handler(e, c): pass"})
+    switched_on.stop()  # forget the stage the deploy above made answer
+    switched_on.gateways.clear()
+    calls = []
+    boto3.DEFAULT_SESSION.events.register(
+        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    deployment = boto3.client("apigatewayv2").create_deployment(ApiId=api.api_id,
+                                                                StageName=api.stage)
+    assert calls[:3] == ["CreateDeployment", "GetStage", "GetApi"]  # it names the new one
+    assert boto3.client("apigatewayv2").get_stage(
+        ApiId=api.api_id, StageName=api.stage)["DeploymentId"] == deployment["DeploymentId"]
+    assert (api.api_id, api.stage) in switched_on.gateways  # its URL was asked until it answered
+
+
+def test_a_check_that_needs_the_local_gateway_says_so_in_one_line_and_lets_run_all_go_on(
+        switched_on, capsys):
+    from helpers.checks import NOT_CHECKED_MARK, checking
+    from helpers.lessons.chat_lesson import ReconnectRoom
+
+    start_course()
+    capsys.readouterr()
+    with checking("reconnect", "back after the cut"), ReconnectRoom():
+        raise AssertionError("not reached: the room refuses before deploying anything")
+    with checking("connections", "listed"):
+        raise OfflineOnly("gateway.connections belongs to the local gateway")
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith(f"{NOT_CHECKED_MARK} reconnect: not checked on a real AWS account")
+    assert "2 real hours (docs/aws-behaviour.md §5)" in first
+    assert second.startswith(f"{NOT_CHECKED_MARK} connections: not checked")
+    assert course_resources() == []  # the reconnect room created nothing
