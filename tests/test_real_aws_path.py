@@ -37,6 +37,7 @@ from helpers.lessons.real_aws import (
 from helpers.lessons.real_stage import (
     OfflineOnly,
     RealStage,
+    invocations_in,
     route_functions,
     stage_answers,
     wait_until_served,
@@ -265,7 +266,7 @@ def test_the_stage_stand_in_reads_cloudwatch_and_names_the_aws_way(switched_on, 
         {"timestamp": now_ms(), "message": line + "\n"} for line in lines[:2]])
     assert stage.log.invocations("sendmessage") == [  # started, not finished yet
         {"route": "sendmessage", "function": "standin-sendmessage", "request_id": "1",
-         "logs": lines[:2]}]
+         "logs": lines[:2], "error": None}]
     logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
         {"timestamp": now_ms(), "message": line + "\n"} for line in lines[2:]])
     (run,) = stage.log.wait_for_invocations("sendmessage", 1)
@@ -393,3 +394,44 @@ def test_a_check_that_needs_the_local_gateway_says_so_in_one_line_and_lets_run_a
     assert "2 real hours (docs/aws-behaviour.md §5)" in first
     assert second.startswith(f"{NOT_CHECKED_MARK} connections: not checked")
     assert course_resources() == []  # the reconnect room created nothing
+
+
+def test_an_invocation_in_cloudwatch_says_how_it_failed():
+    crashed, timed_out, fine = invocations_in([
+        "START RequestId: a Version: $LATEST", "[ERROR] ValueError: something broke",
+        "Traceback (most recent call last):", "END RequestId: a", "REPORT RequestId: a",
+        "START RequestId: b Version: $LATEST",
+        "2026-12-05T08:00:03Z b Task timed out after 3.00 seconds", "END RequestId: b",
+        "START RequestId: c Version: $LATEST", "hello", "END RequestId: c"], "r", "f")
+    assert crashed["error"] == "ValueError: something broke"
+    assert timed_out["error"] == "function-timeout"
+    assert fine["error"] is None and fine["logs"][1] == "hello"
+
+
+LIFECYCLE_TABLE = ('import os\nimport boto3\n'
+                   'table = boto3.resource("dynamodb").Table(os.environ["TABLE"])\n')
+
+
+@pytest.mark.parametrize("disconnect, verdict", [
+    ("table.delete_item(Key={'connectionId': event['requestContext']['connectionId']})", None),
+    ("pass", "that connection id is still in the table"),
+    ("[table.delete_item(Key={'connectionId': i['connectionId']}) "
+     "for i in table.scan()['Items']]", "should hold only the others' ids"),
+])
+def test_lesson03s_disconnect_check_grades_on_aws_through_connections(
+        switched_on, disconnect, verdict):
+    from helpers.checks import CheckFailed
+    from helpers.lessons.lesson03 import STAND_IN, check_lifecycle_handlers
+
+    start_course()
+    switched_on.listen()  # the functions' output reaches CloudWatch Logs, as on AWS
+    source = LIFECYCLE_TABLE + ("def lambda_handler(event, context):\n"
+                                f"    {disconnect}\n    return {{'statusCode': 200}}\n")
+    grade = lambda: check_lifecycle_handlers(  # noqa: E731
+        STAND_IN["$connect"], source, STAND_IN["$default"], "disconnect",
+        clients=("ann", "ben", "cat"), leaving=1)
+    if verdict is None:
+        grade()
+    else:
+        with pytest.raises(CheckFailed, match=verdict):
+            grade()

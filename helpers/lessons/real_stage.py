@@ -98,8 +98,10 @@ def wait_until_served(url: str, timeout: float = PROPAGATION_TIMEOUT) -> bool:
 
 class Invocation(dict):
     """One run of a function as CloudWatch Logs shows it: `route`, `function`,
-    `request_id`, `logs` (START to REPORT). The local log's other keys (result, error,
-    connection id) are not in CloudWatch: asking for one raises `OfflineOnly`."""
+    `request_id`, `logs` (START to REPORT), and `error`: the runtime's `[ERROR]` line for an
+    unhandled exception, "function-timeout" for "Task timed out", else None. The local log's
+    other keys (result, outcome, connection id) are not in CloudWatch: asking for one
+    raises `OfflineOnly`."""
 
     def __missing__(self, key: str) -> Any:
         raise OfflineOnly(
@@ -118,6 +120,11 @@ def invocations_in(lines: list[str], route: str, function: str) -> list[Invocati
                                    logs=[]))
         if runs:
             runs[-1]["logs"].append(line)
+    for run in runs:
+        errors = [line.removeprefix("[ERROR] ") for line in run["logs"]
+                  if line.startswith("[ERROR] ")]
+        timed_out = any("Task timed out after" in line for line in run["logs"])
+        run["error"] = "function-timeout" if timed_out else (errors[0] if errors else None)
     return runs
 
 
