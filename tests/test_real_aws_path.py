@@ -2,8 +2,9 @@
 
 Never AWS: moto answers every call. The switch is off unless COURSE_REAL_AWS=1; the real path
 must confirm the account before creating anything, tag everything it creates, and find and
-delete it all again by tag. For lessons 02-08 the tests run the notebooks' own setup and
-deploy cells (up to their first client connection: there is no socket server in moto).
+delete it all again by tag. For lessons 02-08 the tests here run the notebooks' own setup
+and deploy cells; tests/test_real_aws_notebooks.py runs every cell. Deployed stages answer at
+their AWS URLs through tests/aws_data_plane.py (moto has no data plane).
 """
 
 from __future__ import annotations
