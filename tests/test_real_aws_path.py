@@ -2,8 +2,9 @@
 
 Never AWS: moto answers every call. The switch is off unless COURSE_REAL_AWS=1; the real path
 must confirm the account before creating anything, tag everything it creates, and find and
-delete it all again by tag. For lessons 02-08 the tests run the notebooks' own setup and
-deploy cells (up to their first client connection: there is no socket server in moto).
+delete it all again by tag. For lessons 02-08 the tests here run the notebooks' own setup
+and deploy cells; tests/test_real_aws_notebooks.py runs every cell. Deployed stages answer at
+their AWS URLs through tests/aws_data_plane.py (moto has no data plane).
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from helpers.lessons.real_aws import (
     retry_unassumable_role,
     start_course,
 )
-from helpers.lessons.real_stage import OfflineOnly, RealStage, route_functions
+from helpers.lessons.real_stage import (
+    OfflineOnly,
+    RealStage,
+    invocations_in,
+    route_functions,
+    stage_answers,
+    wait_until_served,
+)
+from tests.aws_data_plane import serving
 
 MOTO_ACCOUNT = "123456789012"
 REAL = {SWITCH: "1", CONFIRM: MOTO_ACCOUNT}
@@ -150,11 +159,13 @@ def everything() -> list[tuple[str, str]]:
 
 @pytest.fixture
 def switched_on(aws, monkeypatch):
-    """The switch on and the (moto) account confirmed, as a learner would set them."""
+    """The switch on and the (moto) account confirmed, as a learner would set them; deployed
+    stages answer at their AWS URLs (tests/aws_data_plane.py)."""
     monkeypatch.setenv(SWITCH, "1")
     monkeypatch.setenv(CONFIRM, MOTO_ACCOUNT)
     monkeypatch.delenv("CI", raising=False)  # moto answers: this is the path CI exercises
-    yield
+    with serving(monkeypatch) as plane:
+        yield plane
     real_aws._unhook()
 
 
@@ -164,7 +175,7 @@ def test_each_lessons_cells_create_only_tagged_resources_and_clean_up_by_tag(
     namespace = run_cells(lesson, {"display": display})
     course = namespace["course"]
     assert course.real and "REAL AWS account: account 123456789012" in capsys.readouterr().out
-    assert not registry.any_running()  # the local gateway stayed off
+    assert not [v for v in namespace.values() if isinstance(v, LocalGateway)]  # none local
     stages = [v for v in namespace.values() if isinstance(v, RealStage)]
     assert stages and all(s.url.startswith("wss://") and ".execute-api." in s.url
                           and route_functions(s.api_id) for s in stages)  # logs to read
@@ -250,14 +261,22 @@ def test_the_stage_stand_in_reads_cloudwatch_and_names_the_aws_way(switched_on, 
     logs, group = boto3.client("logs"), "/aws/lambda/standin-sendmessage"
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName="s")
+    lines = ["START RequestId: 1 Version: $LATEST", "hello from the handler",
+             "END RequestId: 1", "REPORT RequestId: 1\tDuration: 1.00 ms"]
     logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-        {"timestamp": now_ms(), "message": "START RequestId: 1 Version: $LATEST\n"},
-        {"timestamp": now_ms(), "message": "hello from the handler\n"}])
-    assert stage.log.wait_for_invocations("sendmessage", 1) == [
-        "START RequestId: 1 Version: $LATEST"]
+        {"timestamp": now_ms(), "message": line + "\n"} for line in lines[:2]])
+    assert stage.log.invocations("sendmessage") == [  # started, not finished yet
+        {"route": "sendmessage", "function": "standin-sendmessage", "request_id": "1",
+         "logs": lines[:2], "error": None}]
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": now_ms(), "message": line + "\n"} for line in lines[2:]])
+    (run,) = stage.log.wait_for_invocations("sendmessage", 1)
+    assert run["logs"] == lines
+    with pytest.raises(OfflineOnly, match="'result' is in the local gateway's record only"):
+        _ = run["result"]  # what the function returned: CloudWatch does not keep it
     stage.show_log(logs=True)
     shown = capsys.readouterr().out
-    assert "sendmessage (/aws/lambda/standin-sendmessage): 2 line(s)" in shown
+    assert "sendmessage (/aws/lambda/standin-sendmessage): 4 line(s)" in shown
     assert "hello from the handler" in shown
     with pytest.raises(OfflineOnly, match="show_log"):
         stage.log.entries("message")
@@ -331,3 +350,89 @@ def test_the_hook_leaves_tag_shapes_it_does_not_know_alone(switched_on):
     ecs = boto3.client("ecs")  # tags are lower-case key/value pairs there: not for the hook
     arn = ecs.create_cluster(clusterName="other")["cluster"]["clusterArn"]
     assert ecs.list_tags_for_resource(resourceArn=arn).get("tags", []) == []
+
+
+def test_a_stage_answers_once_a_get_without_upgrade_gets_426():
+    gateway = LocalGateway.from_handlers({"$default": lambda e, c: {"statusCode": 200}}).start()
+    try:
+        assert stage_answers(gateway.http_url)  # 426: the stage serves WebSockets
+        assert wait_until_served(gateway.http_url, timeout=5)
+    finally:
+        gateway.stop()
+    assert not stage_answers(gateway.http_url)  # nothing listens there now
+    assert not wait_until_served(gateway.http_url, timeout=1)  # bounded: gives up
+
+
+def test_create_deployment_returns_once_the_stage_serves_it(switched_on):
+    start_course()
+    api = deploy_websocket_api("propagation", {"$default": "def lambda_handler(e, c): pass"})
+    switched_on.stop()  # forget the stage the deploy above made answer
+    switched_on.gateways.clear()
+    calls = []
+    boto3.DEFAULT_SESSION.events.register(
+        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    deployment = boto3.client("apigatewayv2").create_deployment(ApiId=api.api_id,
+                                                                StageName=api.stage)
+    assert calls[:3] == ["CreateDeployment", "GetStage", "GetApi"]  # it names the new one
+    assert boto3.client("apigatewayv2").get_stage(
+        ApiId=api.api_id, StageName=api.stage)["DeploymentId"] == deployment["DeploymentId"]
+    assert (api.api_id, api.stage) in switched_on.gateways  # its URL was asked until it answered
+
+
+def test_a_check_that_needs_the_local_gateway_says_so_in_one_line_and_lets_run_all_go_on(
+        switched_on, capsys):
+    from helpers.checks import NOT_CHECKED_MARK, checking
+    from helpers.lessons.chat_lesson import ReconnectRoom
+
+    start_course()
+    capsys.readouterr()
+    with checking("reconnect", "back after the cut"), ReconnectRoom():
+        raise AssertionError("not reached: the room refuses before deploying anything")
+    with checking("connections", "listed"):
+        raise OfflineOnly("gateway.connections belongs to the local gateway")
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith(f"{NOT_CHECKED_MARK} reconnect: not checked on a real AWS account")
+    assert "2 real hours (docs/aws-behaviour.md §5)" in first
+    assert second.startswith(f"{NOT_CHECKED_MARK} connections: not checked")
+    assert course_resources() == []  # the reconnect room created nothing
+
+
+def test_an_invocation_in_cloudwatch_says_how_it_failed():
+    crashed, timed_out, fine = invocations_in([
+        "START RequestId: a Version: $LATEST", "[ERROR] ValueError: something broke",
+        "Traceback (most recent call last):", "END RequestId: a", "REPORT RequestId: a",
+        "START RequestId: b Version: $LATEST",
+        "2026-12-05T08:00:03Z b Task timed out after 3.00 seconds", "END RequestId: b",
+        "START RequestId: c Version: $LATEST", "hello", "END RequestId: c"], "r", "f")
+    assert crashed["error"] == "ValueError: something broke"
+    assert timed_out["error"] == "function-timeout"
+    assert fine["error"] is None and fine["logs"][1] == "hello"
+
+
+LIFECYCLE_TABLE = ('import os\nimport boto3\n'
+                   'table = boto3.resource("dynamodb").Table(os.environ["TABLE"])\n')
+
+
+@pytest.mark.parametrize("disconnect, verdict", [
+    ("table.delete_item(Key={'connectionId': event['requestContext']['connectionId']})", None),
+    ("pass", "that connection id is still in the table"),
+    ("[table.delete_item(Key={'connectionId': i['connectionId']}) "
+     "for i in table.scan()['Items']]", "should hold only the others' ids"),
+])
+def test_lesson03s_disconnect_check_grades_on_aws_through_connections(
+        switched_on, disconnect, verdict):
+    from helpers.checks import CheckFailed
+    from helpers.lessons.lesson03 import STAND_IN, check_lifecycle_handlers
+
+    start_course()
+    switched_on.listen()  # the functions' output reaches CloudWatch Logs, as on AWS
+    source = LIFECYCLE_TABLE + ("def lambda_handler(event, context):\n"
+                                f"    {disconnect}\n    return {{'statusCode': 200}}\n")
+    grade = lambda: check_lifecycle_handlers(  # noqa: E731
+        STAND_IN["$connect"], source, STAND_IN["$default"], "disconnect",
+        clients=("ann", "ben", "cat"), leaving=1)
+    if verdict is None:
+        grade()
+    else:
+        with pytest.raises(CheckFailed, match=verdict):
+            grade()

@@ -19,6 +19,8 @@ from helpers.client import Client
 from helpers.display import CodeView, Redactor, Table, code_view, table
 from helpers.gateway import LocalGateway, VirtualClock
 from helpers.lessons.capstone import BACKEND, deploy_chat
+from helpers.lessons.real_aws import on_real_account
+from helpers.lessons.real_stage import OfflineOnly
 
 #: What a transcript shows of each message (the server's `time` would differ on every run).
 COLUMNS = ["id", "type", "from", "to", "text", "nick", "members", "error"]
@@ -113,6 +115,13 @@ class ReconnectRoom:
     _runs = itertools.count(1)
 
     def __init__(self) -> None:
+        if on_real_account():  # before deploying anything: the cut needs a virtual clock
+            raise OfflineOnly(
+                "the reconnect check moves a virtual clock 2 hours on; on AWS the cut comes "
+                "after 2 real hours (docs/aws-behaviour.md §5)",
+                note="erin's 2-hour cut runs on a virtual clock; on AWS it comes after 2 real "
+                     "hours (docs/aws-behaviour.md §5): keep lesson 09's chat page open that "
+                     "long to watch a reconnect")
         self.clock, self.redactor = VirtualClock(), Redactor()
         chat = deploy_chat(f"reconnect-check-{next(self._runs)}")
         self.gateway = LocalGateway.from_api(chat.api_id, chat.stage, redactor=self.redactor,

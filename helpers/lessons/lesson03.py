@@ -8,6 +8,7 @@ Failures raise `CheckFailed` with a hint (helpers.checks).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from helpers.aws import deploy_websocket_api
 from helpers.checks import check
 from helpers.client import Client
 from helpers.gateway import LocalGateway
+from helpers.lessons.real_aws import on_real_account
 
 SORRY = "Sorry, I didn't understand that command."
 _runs = itertools.count(1)
@@ -41,6 +43,20 @@ def lambda_handler(event, context):
 def _stored_ids(table_name: str) -> set[str]:
     items = boto3.client("dynamodb").scan(TableName=table_name, ConsistentRead=True)["Items"]
     return {item["connectionId"]["S"] for item in items if "connectionId" in item}
+
+
+def _open_ids(gateway: LocalGateway, candidates: set[str]) -> set[str]:
+    """Which of `candidates` are open connections. Locally the gateway lists them; AWS lists
+    none (docs/aws-behaviour.md §6.1), so there `get_connection` asks about each id."""
+    if not on_real_account():
+        return candidates & set(gateway.connections)
+    api = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.callback_url)
+    found = set()
+    for connection_id in candidates:
+        with contextlib.suppress(api.exceptions.GoneException):
+            api.get_connection(ConnectionId=connection_id)
+            found.add(connection_id)
+    return found
 
 
 def _last_error(gateway: LocalGateway, route: str) -> str | None:
@@ -94,13 +110,13 @@ def check_lifecycle_handlers(connect_source: str, disconnect_source: str,
     try:
         for who in clients:
             opened.append(_connect(gateway, who))
-        ids = list(gateway.connections)
         if part == "connect":
             stored = _stored_ids(table)
             check(stored, f"{len(clients)} clients are connected but the table is empty",
                   hint="in $connect, call table.put_item(Item={'connectionId': connection_id})")
-            check(stored == set(ids),
-                  f"the table holds {len(stored)} item(s), not the {len(ids)} connection ids",
+            check(len(stored) == len(clients) and _open_ids(gateway, stored) == stored,
+                  f"the table holds {len(stored)} item(s), not the {len(clients)} connection "
+                  "ids",
                   hint="store event['requestContext']['connectionId'] under the key "
                        "'connectionId'")
         elif part == "default":
@@ -127,6 +143,8 @@ def check_lifecycle_handlers(connect_source: str, disconnect_source: str,
                   hint="return {'statusCode': 200, 'body': \"Sorry, I didn't understand "
                        "that command.\"}")
         else:
+            before = _stored_ids(table)  # the stand-in $connect stored every id
+            open_before = _open_ids(gateway, before)
             gone = opened[leaving]
             gone.close()
             try:
@@ -138,11 +156,12 @@ def check_lifecycle_handlers(connect_source: str, disconnect_source: str,
             check(raised is None, f"your $disconnect handler raised {raised}",
                   hint="table.delete_item(Key={'connectionId': connection_id})")
             stored = _stored_ids(table)
-            check(ids[leaving] not in stored,
+            left = open_before - _open_ids(gateway, open_before)  # the id that closed
+            check(not left & stored,
                   f"{gone.name} has gone but that connection id is still in the table",
                   hint="in $disconnect, call table.delete_item(Key={'connectionId': "
                        "connection_id})")
-            others = set(ids) - {ids[leaving]}
+            others = open_before - left
             check(stored == others,
                   f"after {gone.name} left, the table should hold only the others' ids",
                   hint="$disconnect must delete only the id of the connection that closed")

@@ -11,9 +11,10 @@ Lessons 02-08 use the same switch through `helpers.aws.start_course`: while it i
 boto3 `Create*` call that accepts tags gets the course's tag added on its way out (a botocore
 `before-parameter-build` hook, `add_course_tags`), so the cells stay the plain boto3 calls
 they teach; calls that leave a resource not yet usable on AWS (a new table or function, a
-function update, a role Lambda cannot assume yet) return once it is (`settle`,
-`retry_unassumable_role`); and `LocalGateway.from_api` returns the deployed stage's
-stand-in (`helpers.lessons.real_stage`) instead of starting a local gateway.
+function update, a role Lambda cannot assume yet, a new deployment) return once it is
+(`settle`, `retry_unassumable_role`, `settle_deployment`); and `LocalGateway.from_api` returns
+the deployed stage's stand-in (`helpers.lessons.real_stage`) instead of starting a local
+gateway.
 """
 
 from __future__ import annotations
@@ -161,7 +162,42 @@ def settle(parsed: dict, model: Any, **_: Any) -> None:
         boto3.client(service).get_waiter(waiter).wait(**{key: name})
 
 
+def note_deployment(params: dict, model: Any, context: dict, **_: Any) -> None:
+    """botocore `before-parameter-build` handler: remember which stage a `CreateDeployment`
+    deploys to, for `settle_deployment` (its answer names only the deployment)."""
+    if model.name == "CreateDeployment" and params.get("StageName"):
+        context["course_stage"] = (params["ApiId"], params["StageName"])
+
+
+def settle_deployment(parsed: dict, context: dict, **_: Any) -> None:
+    """botocore `after-call` handler: return once the stage serves the new deployment.
+
+    A stage answers a few seconds after it is created or redeployed (docs/aws-behaviour.md
+    §1.5a): first `get_stage` must name the new deployment, then the stage's URL must
+    answer (`wait_until_served`), both polled with backoff, bounded. A redeployed stage
+    already answered with the old deployment, so its first seconds may still serve it.
+    """
+    from helpers.lessons.real_stage import PROPAGATION_TIMEOUT, wait_until_served
+
+    if "Error" in parsed or "course_stage" not in context:
+        return
+    api_id, stage = context["course_stage"]
+    apigw = boto3.client("apigatewayv2")
+    deadline, pause = time.monotonic() + PROPAGATION_TIMEOUT, 0.5
+    while apigw.get_stage(ApiId=api_id, StageName=stage).get("DeploymentId") \
+            != parsed.get("DeploymentId") and time.monotonic() < deadline:
+        time.sleep(pause)  # polling AWS: the stage has no "updated" event
+        pause = min(pause * 2, 8.0)
+    endpoint = apigw.get_api(ApiId=api_id)["ApiEndpoint"]
+    wait_until_served(f"{endpoint}/{stage}", max(deadline - time.monotonic(), 1.0))
+
+
 _real_on = False  # the hooks are on: lessons 02-08 run on the confirmed real account
+
+
+def on_real_account() -> bool:
+    """Whether lessons 02-08 run on the confirmed real account now (the hooks are on)."""
+    return _real_on
 
 
 def offline_only(on_aws: str) -> bool:
@@ -177,6 +213,10 @@ def offline_only(on_aws: str) -> bool:
 
 _HOOKS = (("before-parameter-build", add_course_tags, "course-tags"),
           ("needs-retry.lambda.CreateFunction", retry_unassumable_role, "course-role-retry"),
+          ("before-parameter-build.apigatewayv2.CreateDeployment", note_deployment,
+           "course-note-deployment"),
+          ("after-call.apigatewayv2.CreateDeployment", settle_deployment,
+           "course-settle-deployment"),
           *((f"after-call.{service}.{operation}", settle, f"course-settle-{operation}")
             for service, operation in _SETTLE))
 
@@ -320,5 +360,6 @@ def now_ms() -> int:
 
 __all__ = ["CONFIRM", "SWITCH", "TAGS", "Account", "NotConfirmed", "add_course_tags",
            "course_resources", "delete_course_resources", "now_ms", "offline_only",
+           "on_real_account",
            "open_account", "real_requested", "recent_logs",
-           "retry_unassumable_role", "settle", "start_course"]
+           "retry_unassumable_role", "settle", "settle_deployment", "start_course"]

@@ -1,0 +1,113 @@
+"""AWS's data plane for tests of the real-account code path: moto has none.
+
+moto answers the control plane (create_api, create_deployment, ...). On AWS a deployed stage
+is then served at `wss://{api}.execute-api.{region}.amazonaws.com/{stage}`, `@connections`
+answers, and Lambda writes what a function prints to CloudWatch Logs. `AwsDataPlane` plays
+that part for a test: it serves each stage with a local gateway started by the test (never by
+the notebook, which gets `RealStage`), and `serving` sends websocket-client connections and
+urllib requests for a stage URL there, as DNS and TLS would send them to AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import urllib.request
+from collections.abc import Iterator
+
+import boto3
+import pytest
+import websocket
+
+from helpers.gateway import LocalGateway, moto_source
+
+_STAGE_URL = re.compile(
+    r"^(?:wss|https)://(?P<api>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com"
+    r"/(?P<stage>[^/?#]+)(?P<rest>[/?#].*)?$")
+
+
+class AwsDataPlane:
+    """AWS's side of a deployed stage, for the test: a local gateway per stage, started on
+    first use, its functions' output written to CloudWatch Logs (moto) as Lambda does."""
+
+    def __init__(self) -> None:
+        self.gateways: dict[tuple[str, str], LocalGateway] = {}
+        self._copied: dict[int, int] = {}  # id(gateway) -> log entries copied so far
+
+    def serve(self, url: str) -> str | None:
+        """The local URL answering for an AWS stage URL (None: not a stage URL)."""
+        match = _STAGE_URL.match(url)
+        if match is None:
+            return None
+        key = (match["api"], match["stage"])
+        gateway = self.gateways.get(key)
+        if gateway is None or not gateway.running:
+            api_id, stage = key
+            gateway = LocalGateway(lambda: moto_source.api_config(api_id, stage),
+                                   revision=lambda: moto_source.revision(api_id, stage))
+            self.gateways[key] = gateway.start()
+        scheme = "ws" if url.startswith("wss") else "http"
+        return f"{scheme}://{gateway.host}:{gateway.port}/{key[1]}{match['rest'] or ''}"
+
+    def write_logs(self, **_: object) -> None:
+        """Copy every finished invocation to `/aws/lambda/{function}` (botocore `before-call`
+        handler for FilterLogEvents: CloudWatch has the lines before they are searched)."""
+        logs = boto3.client("logs")
+        for gateway in list(self.gateways.values()):
+            entries = gateway.log.invocations()
+            for entry in entries[self._copied.get(id(gateway), 0):]:
+                group = f"/aws/lambda/{entry['function']}"
+                with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                    logs.create_log_group(logGroupName=group)
+                with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                    logs.create_log_stream(logGroupName=group, logStreamName="stream")
+                # the runtime's lines (START, the output, END, REPORT), stamped when the
+                # run started, as Lambda stamps them (the entry is made when it ends)
+                started = int(entry.time * 1000 - entry.get("duration_ms", 0))
+                logs.put_log_events(logGroupName=group, logStreamName="stream", logEvents=[
+                    {"timestamp": started, "message": line + "\n"} for line in entry["logs"]])
+            self._copied[id(gateway)] = len(entries)
+
+    def listen(self) -> None:
+        """Hook `write_logs` into boto3's current default session (start_course makes one)."""
+        if boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.register(
+                "before-call.cloudwatch-logs.FilterLogEvents", self.write_logs,
+                unique_id="test-aws-data-plane-logs")
+
+    def stop(self) -> None:
+        for gateway in self.gateways.values():
+            gateway.stop()
+
+
+class _StageHandler(urllib.request.BaseHandler):
+    """urllib's https requests to a stage URL go to its local gateway (a probe's GET)."""
+
+    def __init__(self, plane: AwsDataPlane):
+        self.plane = plane
+
+    def https_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        local = self.plane.serve(request.full_url)
+        if local is not None:
+            request.full_url = local
+        return request
+
+    https_open_order = 100
+
+
+@contextlib.contextmanager
+def serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsDataPlane]:
+    """Connections and probes to stage URLs reach the data plane while this lasts."""
+    plane = AwsDataPlane()
+    connect = websocket.create_connection
+
+    def create_connection(url: str, *args: object, **kwargs: object) -> websocket.WebSocket:
+        return connect(plane.serve(url) or url, *args, **kwargs)
+
+    monkeypatch.setattr(websocket, "create_connection", create_connection)
+    urllib.request.install_opener(urllib.request.build_opener(_StageHandler(plane)))
+    try:
+        yield plane
+    finally:
+        urllib.request.install_opener(None)
+        plane.stop()

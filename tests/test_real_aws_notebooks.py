@@ -1,0 +1,65 @@
+"""Lessons 02-08, every cell, on the real-account code path, against moto: "Run All" on AWS.
+
+The switch is on (`COURSE_REAL_AWS=1`, the moto account confirmed), so the notebooks take the
+path they take on AWS: `LocalGateway.from_api` gives the real stage's stand-in, logs come
+from CloudWatch Logs, offline-only cells skip themselves. No AWS is touched. moto plays AWS's
+control plane; AWS's data plane (the stage at its `wss://` URL, `@connections`, Lambda
+writing to CloudWatch Logs) is played by `AwsDataPlane`: the test, never the notebook,
+serves each deployed stage with a local gateway and sends the notebook's connections to
+`wss://{api}.execute-api.{region}.amazonaws.com/{stage}` there, as DNS and TLS would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from IPython.display import display
+
+from helpers.lessons import real_aws
+from helpers.lessons.real_aws import CONFIRM, SWITCH
+from helpers.lessons.real_stage import RealStage
+from tests.aws_data_plane import serving
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+MOTO_ACCOUNT = "123456789012"
+
+
+@pytest.fixture
+def aws_data_plane(aws, monkeypatch):
+    """The switch on, the moto account confirmed, and AWS's data plane played locally."""
+    monkeypatch.setenv(SWITCH, "1")
+    monkeypatch.setenv(CONFIRM, MOTO_ACCOUNT)
+    monkeypatch.delenv("CI", raising=False)  # moto answers: this is the path CI exercises
+    with serving(monkeypatch) as plane:
+        yield plane
+    real_aws._unhook()
+
+
+def code_cells(lesson: str) -> list[tuple[str, str]]:
+    (path,) = SOLUTIONS.glob(f"{lesson}_*.ipynb")
+    cells = json.loads(path.read_text())["cells"]
+    return [(c["id"], "".join(c["source"])) for c in cells if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("lesson", ["02", "03", "04", "05", "06", "07", "08"])
+def test_run_all_on_the_real_account_path_reaches_the_end(aws_data_plane, lesson, capsys):
+    namespace: dict = {"display": display, "__name__": "__main__"}
+    for cell_id, source in code_cells(lesson):
+        exec(compile(source, f"{lesson}:{cell_id}", "exec"), namespace)
+        aws_data_plane.listen()
+    out = capsys.readouterr().out
+    assert "REAL AWS account: account 123456789012" in out
+    assert "deleted" in out  # the clean-up cell deleted by tag
+    stages = [v for v in namespace.values() if isinstance(v, RealStage)]
+    assert stages, "the notebook served no stage through LocalGateway.from_api"
+    assert aws_data_plane.gateways  # its clients reached the stages through the data plane
+    assert real_aws.course_resources() == []  # and the clean-up cell deleted what it made
+    assert "locally:" not in out  # no local URL claimed on AWS (lesson 02)
+    skipped = [line for line in out.splitlines() if "not checked on a real AWS account" in line]
+    assert all(line.endswith("run the notebook offline to grade it") for line in skipped)
+    if lesson == "03":  # its checks ask @connections about each stored id instead
+        assert not skipped and out.count("✅ $") == 3
+    if lesson == "07":  # the 2-hour cut: on AWS after 2 real hours, with the source
+        assert any("2 real hours (docs/aws-behaviour.md §5)" in line for line in skipped)
