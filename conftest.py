@@ -27,6 +27,12 @@ from nbval.plugin import IPyNbCell, IPyNbFile
 
 #: What a learner's unsolved check may raise (helpers.checks): anything else is a bug.
 FRIENDLY = ("CheckFailed", "NotDoneYet")
+#: The longest test modules (`--durations`: a JupyterLab and browser, an nbgrader course, the
+#: grader on every planted submission, fresh interpreters importing moto), collected first.
+#: `--dist loadscope` hands scopes to workers in collection order: started last, one of them
+#: would keep a worker busy long after the other has finished. The notebooks come next.
+LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/test_grade.py",
+                 "tests/test_patches.py", "tests/test_cli.py")
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60
@@ -42,6 +48,15 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Fil
     if folder == root / "notebooks" and (root / "solutions" / file_path.name).exists():
         return LearnerNotebook.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(config.rootpath).as_posix() if item.path.is_relative_to(
+            config.rootpath) else ""
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order (testpaths: notebooks first)
 
 
 def is_check(cell) -> bool:
