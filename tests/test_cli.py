@@ -140,7 +140,7 @@ def test_ctrl_c_during_start_up_exits_quietly() -> None:
             if line.rsplit("|", 1)[-1].strip().startswith("moto."):
                 break
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
