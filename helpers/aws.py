@@ -82,6 +82,19 @@ def start_moto(region: str = "us-east-1") -> MockAWS:
     return mock
 
 
+def start_course():
+    """The lessons' setup: `start_moto()`, unless lesson 09's switch is on.
+
+    With ``COURSE_REAL_AWS=1`` (and the account confirmed) the same cells run on a real AWS
+    account instead: every resource tagged, `LocalGateway.from_api` giving the real stage
+    (`helpers.lessons.real_aws.start_course`). Either way, ``.stop()`` ends it: moto forgets,
+    or everything the course tagged is deleted.
+    """
+    from helpers.lessons.real_aws import start_course as start
+
+    return start()
+
+
 def handler_zip(source: str, filename: str = "app.py", **extra_files: str) -> bytes:
     """A Lambda deployment package (a zip) holding ``source`` as ``filename``.
 
@@ -287,4 +300,5 @@ def deploy_websocket_api(
 
 __all__ = ["BASIC_EXECUTION_POLICY", "LAMBDA_TRUST_POLICY", "DeployedApi", "allow_api_gateway",
            "deploy_websocket_api", "dynamodb_table_policy", "handler_zip",
-           "lambda_integration_uri", "lambda_role", "manage_connections_policy", "start_moto"]
+           "lambda_integration_uri", "lambda_role", "manage_connections_policy", "start_course",
+           "start_moto"]

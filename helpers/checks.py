@@ -27,12 +27,13 @@ not exist yet) fails with `NotDoneYet` instead of a traceback into the learner's
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
 import os
 import sys
 import textwrap
 from collections.abc import Iterator
-from types import ModuleType, TracebackType
+from types import CodeType, FunctionType, ModuleType, TracebackType
 from typing import Any
 
 PASS_MARK = "✅"
@@ -93,22 +94,84 @@ _REBOUND = {"input", "raw_input", "_", "__", "___"}
 
 
 def _callables(namespace: dict[str, Any]) -> dict[str, int]:
-    """Ids of the functions, classes and modules in a namespace (data may change freely)."""
-    return {name: id(value) for name, value in namespace.copy().items()
-            if name not in _REBOUND and (callable(value) or isinstance(value, ModuleType))}
+    """Ids of the functions, classes and modules in a namespace (data may change freely), and
+    of each function's code and defaults: `f.__code__ = ...` keeps the function's id."""
+    ids = {}
+    for name, value in namespace.copy().items():
+        if name in _REBOUND or not (callable(value) or isinstance(value, ModuleType)):
+            continue
+        ids[name] = id(value)
+        if isinstance(value, FunctionType):
+            ids[f"{name}.__code__"] = id(value.__code__)
+            ids[f"{name}.__defaults__"] = id(value.__defaults__)
+            ids[f"{name}.__kwdefaults__"] = id(value.__kwdefaults__)
+    return ids
+
+
+def _helpers_modules() -> Iterator[tuple[str, ModuleType]]:
+    # dict.copy() is one C call that runs no Python code: other threads (handlers importing
+    # their modules) cannot change the dict half way, as they can during list(d.items()).
+    for name, module in sys.modules.copy().items():
+        if (name == "helpers" or name.startswith("helpers.")) and module is not None:
+            yield name, module
 
 
 def _sealed_parts() -> Iterator[tuple[str, dict[str, Any]]]:
     """(label, namespace) of everything a check relies on: helpers modules and their classes."""
     yield "builtins", vars(builtins)
-    # dict.copy() is one C call that runs no Python code: other threads (handlers importing
-    # their modules) cannot change the dict half way, as they can during list(d.items()).
-    for name, module in sys.modules.copy().items():
-        if (name == "helpers" or name.startswith("helpers.")) and module is not None:
-            yield name, vars(module)
-            for attr, value in vars(module).copy().items():
-                if isinstance(value, type) and value.__module__ == name:
-                    yield f"{name}.{attr}", vars(value)
+    for name, module in _helpers_modules():
+        yield name, vars(module)
+        for attr, value in vars(module).copy().items():
+            if isinstance(value, type) and value.__module__ == name:
+                yield f"{name}.{attr}", vars(value)
+
+
+def _read_sources(folder: str) -> dict[str, str]:
+    """The text of every helpers/ module as it is now, by real path."""
+    sources = {}
+    for where, _, files in os.walk(folder):
+        for file in files:
+            if file.endswith(".py"):
+                path = os.path.realpath(os.path.join(where, file))
+                with open(path, encoding="utf-8") as handle:
+                    sources[path] = handle.read()
+    return sources
+
+
+def _code_by_name(code: CodeType) -> dict[str, CodeType]:
+    """Every code object compiled from a module's source, by qualified name."""
+    found = {code.co_qualname: code}
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            found.update(_code_by_name(const))
+    return found
+
+
+def _foreign(name: str, module: ModuleType) -> list[str]:
+    """What in a helpers module, seen for the first time, is not the code helpers/ held when
+    the seal was made: a module from elsewhere (a fake put in sys.modules, or a file edited
+    since) or a function whose code differs from the one its source compiles to."""
+    path = os.path.realpath(getattr(module, "__file__", None) or "?")
+    if path not in _SOURCES:
+        return [f"sys.modules[{name!r}]"]
+    if path not in _TRUSTED_CODE:
+        _TRUSTED_CODE[path] = _code_by_name(compile(_SOURCES[path], path, "exec",
+                                                     dont_inherit=True))
+    trusted = _TRUSTED_CODE[path]
+    functions = [(None, value) for value in vars(module).copy().values()]
+    for value in vars(module).copy().values():
+        if isinstance(value, type) and value.__module__ == name:
+            functions += [(value, attr) for attr in vars(value).copy().values()]
+    problems = []
+    for owner, value in functions:
+        if not isinstance(value, FunctionType) or value.__module__ != name:
+            continue
+        code = value.__code__
+        # methods @dataclass wrote (from a string, or wrappers from the dataclasses module)
+        generated = dataclasses.is_dataclass(owner) and code.co_filename != path
+        if trusted.get(code.co_qualname) != code and not generated:
+            problems.append(f"{name}.{value.__qualname__}")
+    return problems
 
 
 def _shell() -> Any:
@@ -141,31 +204,58 @@ def _entries(tb: TracebackType | None) -> Iterator[TracebackType]:
         tb = tb.tb_next
 
 
-_HELPERS_DIR = os.path.dirname(__file__) + os.sep
+def _put_back_sealed_modules(*info: object) -> None:
+    """Before every cell (an IPython pre_run_cell callback): a sealed helpers module that is no
+    longer in sys.modules, or was replaced there, goes back, and the replacement is remembered.
+
+    A check cell's `from helpers.checks import checking` reads sys.modules first: without this,
+    an answer cell could hand the check cells a fake `helpers.checks` that never fails.
+    """
+    for name, module in _MODULES.copy().items():
+        if sys.modules.get(name) is not module:
+            _REPLACED.add(f"sys.modules[{name!r}]")
+            sys.modules[name] = module
+
+
+_HELPERS_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
+_SOURCES = _read_sources(_HELPERS_DIR)   # helpers/ as it was at the seal, by real path
+_TRUSTED_CODE: dict[str, dict[str, CodeType]] = {}
 _SEAL: dict[str, dict[str, int]] = {}
+_MODULES: dict[str, ModuleType] = {}     # every sealed helpers module, by name
+_REPLACED: set[str] = set()              # what _put_back_sealed_modules found replaced
 _THIS = sys.modules[__name__]
 if _shell() is not None:
     _shell().set_custom_exc((CheckFailed,), _helper_frames_hidden)
+    _shell().events.register("pre_run_cell", _put_back_sealed_modules)
 
 
 def tampered() -> list[str]:
     """What was replaced since the seal (empty when untouched); seals parts seen the first time.
 
-    A part first seen now (a helpers module imported after this one) is sealed as it is.
+    A helpers module first seen now (imported after this one) is sealed as it is, once its
+    code was found to be what helpers/ held at the seal.
     """
-    problems = []
-    if sys.modules.get(__name__) is not _THIS:
-        problems.append(f"sys.modules[{__name__!r}]")
+    problems = sorted(_REPLACED)
+    for name, module in _helpers_modules():
+        if name not in _MODULES:
+            _MODULES[name] = module
+            problems += _foreign(name, module)
+    for name, module in _MODULES.copy().items():
+        if sys.modules.get(name) is not module:
+            problems.append(f"sys.modules[{name!r}]")
     for label, namespace in _sealed_parts():
         now = _callables(namespace)
         sealed = _SEAL.setdefault(label, now)
-        problems += [f"{label}.{name}" for name, ident in sealed.items()
-                     if now.get(name, ident) != ident]
+        changed = [name for name, ident in sealed.items() if now.get(name, ident) != ident]
+        problems += [f"{label}.{name}" for name in changed  # f, not also f.__code__
+                     if name.partition(".")[0] == name or name.partition(".")[0] not in changed]
     shell = _shell()
     if shell is not None:
         sealed = _SEAL.setdefault("IPython", _shell_parts(shell))
         problems += [part for part, ident in _shell_parts(shell).items() if sealed[part] != ident]
-    return problems
+        if _put_back_sealed_modules not in shell.events.callbacks.get("pre_run_cell", []):
+            problems.append("IPython pre_run_cell callbacks")
+    return list(dict.fromkeys(problems))
 
 
 tampered()  # seal what is loaded now

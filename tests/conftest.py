@@ -1,8 +1,8 @@
 """Shared fixtures: real gateways on real sockets, real websocket-client clients; `wait_until`.
 
 Markers the test files need not spell out (registered in pyproject.toml) are added here:
-`browser` on tests in modules that use tests/browser.py, `live` on tests that use the `serve` or
-`connect` fixtures or live in a module that imports a socket-facing library.
+`browser` on tests in modules that use tests/browser.py, `live` on tests that use the `serve`,
+`serve_api` or `connect` fixtures or live in a module that imports a socket-facing library.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if "browser" in sys.modules and _uses(module, {"browser"}):
         item.add_marker(pytest.mark.browser)
     fixtures = set(getattr(item, "fixturenames", ()))
-    if {"serve", "connect"} & fixtures or _uses(module, LIVE_MODULES, LIVE_NAMES):
+    if {"serve", "serve_api", "connect"} & fixtures or _uses(module, LIVE_MODULES, LIVE_NAMES):
         item.add_marker(pytest.mark.live)
 
 
@@ -88,6 +88,22 @@ def serve():
         gateway.stop()
     for gateway in started:
         assert gateway.internal_errors == [], gateway.internal_errors
+
+
+@pytest.fixture
+def serve_api():
+    """Serve a deployed API (`.api_id`, `.stage`) on a gateway; stopped and checked after."""
+    started: list[LocalGateway] = []
+
+    def start(api, **options) -> LocalGateway:
+        gateway = LocalGateway.from_api(api.api_id, api.stage, **options).start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+        assert gateway.internal_errors == []
 
 
 @pytest.fixture

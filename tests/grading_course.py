@@ -63,6 +63,20 @@ def check(*args, **kwargs): pass""", 0),
 import helpers.checks
 helpers.checks.check = lambda *args, **kwargs: None
 helpers.checks.checking.__exit__ = lambda self, *exc: True""", 0),
+    # hands the check cells a fake helpers.checks through sys.modules (their import reads it)
+    "fake-checks-module": (answer("return 0") + """
+import sys, types
+fake = types.ModuleType("helpers.checks")
+class checking:
+    def __init__(self, *args): pass
+    def __enter__(self): pass
+    def __exit__(self, *exc): return True
+fake.checking, fake.check = checking, lambda *args, **kwargs: None
+sys.modules["helpers.checks"] = fake""", 0),
+    # keeps the function object (and its id), swaps what it runs
+    "swapped-code": (answer("return 0") + """
+import helpers.checks
+helpers.checks.check.__code__ = (lambda condition, what, hint: None).__code__""", 0),
     # edits the helpers/ it was given (only under the temporary directory: never a real checkout)
     "edited-helpers-file": (answer("return 0") + """
 import helpers.checks, pathlib, tempfile

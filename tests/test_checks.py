@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import helpers.checks
 from helpers.checks import CheckFailed, NotDoneYet, Tampered, check, checking, passed, tampered
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_check_passes_silently_on_true() -> None:
@@ -92,6 +97,41 @@ def test_a_replaced_helper_method_or_builtin_is_named(monkeypatch: pytest.Monkey
 def test_a_fake_checks_module_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "helpers.checks", type(sys)("helpers.checks"))
     assert "sys.modules['helpers.checks']" in tampered()
+
+
+def test_a_swapped_code_object_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`f.__code__ = ...` keeps the function object (and its id) but changes what it does."""
+    monkeypatch.setattr(helpers.checks.check, "__code__", (lambda condition, what, hint: None)
+                        .__code__)
+    assert "helpers.checks.check.__code__" in tampered()
+
+
+def test_a_helpers_module_first_seen_must_be_the_code_helpers_held() -> None:
+    """A module a check imports later (here helpers.lessons.pictures) is sealed when first
+    seen, but only if it is what helpers/ held at the seal: not a fake put in sys.modules,
+    not a file edited since. In a fresh interpreter, so this process's seal is untouched."""
+    script = """
+import sys, types
+import helpers.checks
+from helpers.checks import tampered
+real = helpers.checks._HELPERS_DIR + "lessons/pictures.py"
+fake = types.ModuleType("helpers.lessons.pictures")
+fake.__file__ = real
+exec("def draw(*args, **kwargs):\\n    return None", fake.__dict__)
+fake.draw.__module__ = "helpers.lessons.pictures"
+sys.modules["helpers.lessons.pictures"] = fake
+print(tampered())
+del sys.modules["helpers.lessons.pictures"]
+sys.modules["helpers.lessons.limits"] = types.ModuleType("helpers.lessons.limits")
+print(tampered())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == "['helpers.lessons.pictures.draw']", done.stderr
+    assert "sys.modules['helpers.lessons.limits']" in second
+    assert "sys.modules['helpers.lessons.pictures']" in second  # it went missing
 
 
 def test_untouched_machinery_and_new_data_are_fine() -> None:

@@ -41,34 +41,19 @@ def lambda_handler(event, context):
 """
 
 
-@pytest.fixture
-def gateways():
-    started = []
-
-    def start(api, **options):
-        gateway = LocalGateway.from_api(api.api_id, api.stage, **options).start()
-        started.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in started:
-        gateway.stop()
-        assert gateway.internal_errors == []
-
-
 # 2. Configuration from the control plane --------------------------------------------
 
 
-def test_serves_a_deployed_api_with_its_two_way_route(aws, gateways):
+def test_serves_a_deployed_api_with_its_two_way_route(aws, serve_api):
     api = deploy_websocket_api("echo", {"$default": ECHO}, two_way=["$default"])
-    with Client(gateways(api).url) as client:
+    with Client(serve_api(api).url) as client:
         client.send("hi")
         assert client.recv() == "echo:hi"
 
 
-def test_a_route_added_after_deployment_is_live_only_after_redeploying(aws, gateways):
+def test_a_route_added_after_deployment_is_live_only_after_redeploying(aws, serve_api):
     api = deploy_websocket_api("late", {"$default": ECHO}, two_way=["$default"])
-    gateway = gateways(api)
+    gateway = serve_api(api)
     apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
     function = lam.create_function(
         FunctionName="late-ping", Runtime="python3.12", Role=lambda_role(),
@@ -95,7 +80,7 @@ def test_a_route_added_after_deployment_is_live_only_after_redeploying(aws, gate
     assert (before, after) == ('echo:{"action": "ping"}', "pong")
 
 
-def test_auto_deploy_stage_makes_changes_live_at_once(aws, gateways):
+def test_auto_deploy_stage_makes_changes_live_at_once(aws, serve_api):
     apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
     api_id = apigw.create_api(Name="auto", ProtocolType="WEBSOCKET",
                               RouteSelectionExpression="$request.body.action")["ApiId"]
@@ -150,10 +135,10 @@ def lambda_handler(event, context):
 """
 
 
-def test_handler_runs_from_its_zip_with_env_context_and_warm_state(aws, gateways):
+def test_handler_runs_from_its_zip_with_env_context_and_warm_state(aws, serve_api):
     api = deploy_websocket_api("ctx", {"$default": CONTEXT_REPORT}, two_way=["$default"],
                                environment={"GREETING": "hello"}, function_timeout=7)
-    gateway = gateways(api)
+    gateway = serve_api(api)
     with Client(gateway.url) as client:
         client.send("a")
         first = client.recv_json()
@@ -172,7 +157,7 @@ def test_handler_runs_from_its_zip_with_env_context_and_warm_state(aws, gateways
     assert logs[-1].startswith("REPORT RequestId:") and "Duration:" in logs[-1]
 
 
-def test_two_functions_see_their_own_environment_while_running_at_once(aws, gateways):
+def test_two_functions_see_their_own_environment_while_running_at_once(aws, serve_api):
     source = """
 import os, time
 def lambda_handler(event, context):
@@ -184,7 +169,7 @@ def lambda_handler(event, context):
                                environment={"COLOUR": "red"})
     blue = deploy_websocket_api("blue", {"$default": source}, two_way=["$default"],
                                 environment={"COLOUR": "blue"})
-    clients = [Client(gateways(red).url), Client(gateways(blue).url)]
+    clients = [Client(serve_api(red).url), Client(serve_api(blue).url)]
     for client in clients:
         client.send("go")
     assert [c.recv() for c in clients] == ["red/red", "blue/blue"]
@@ -192,7 +177,7 @@ def lambda_handler(event, context):
         client.close()
 
 
-def test_a_slow_handler_never_stalls_other_connections(aws, gateways, tmp_path):
+def test_a_slow_handler_never_stalls_other_connections(aws, serve_api, tmp_path):
     source = """
 import os, time
 def lambda_handler(event, context):
@@ -205,7 +190,7 @@ def lambda_handler(event, context):
 """
     api = deploy_websocket_api("slow", {"$default": source}, two_way=["$default"],
                                function_timeout=15)
-    gateway = gateways(api)
+    gateway = serve_api(api)
     slow, quick = Client(gateway.url), Client(gateway.url)
     released = tmp_path / "release"
     slow.send(str(released))
@@ -220,17 +205,17 @@ def lambda_handler(event, context):
 # 11. The @connections API ---------------------------------------------------------------
 
 
-def test_handler_pushes_with_a_client_built_the_aws_way(aws, gateways):
+def test_handler_pushes_with_a_client_built_the_aws_way(aws, serve_api):
     api = deploy_websocket_api("push", {"$default": PUSH_BACK})
-    with Client(gateways(api).url) as client:
+    with Client(serve_api(api).url) as client:
         client.send("one")
         client.send("two")
         assert [client.recv(), client.recv()] == ["pushed:one", "pushed:two"]
 
 
-def test_connections_api_over_boto3_the_aws_way(aws, gateways):
+def test_connections_api_over_boto3_the_aws_way(aws, serve_api):
     api = deploy_websocket_api("mgmt", {"$default": ECHO})
-    gateway = gateways(api)
+    gateway = serve_api(api)
     management = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.callback_url)
     client = Client(gateway.url, header={"User-Agent": "course-test"})
     [connection_id] = gateway.connections
@@ -250,9 +235,9 @@ def test_connections_api_over_boto3_the_aws_way(aws, gateways):
         management.delete_connection(ConnectionId=connection_id)
 
 
-def test_oversized_post_raises_payload_too_large(aws, gateways):
+def test_oversized_post_raises_payload_too_large(aws, serve_api):
     api = deploy_websocket_api("big", {"$default": ECHO})
-    gateway = gateways(api)
+    gateway = serve_api(api)
     management = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.callback_url)
     with Client(gateway.url) as client:
         [connection_id] = gateway.connections
@@ -262,9 +247,9 @@ def test_oversized_post_raises_payload_too_large(aws, gateways):
             management.post_to_connection(ConnectionId=connection_id, Data=b"x" * 131073)
 
 
-def test_unknown_connection_is_gone_over_plain_http(aws, gateways):
+def test_unknown_connection_is_gone_over_plain_http(aws, serve_api):
     api = deploy_websocket_api("http", {"$default": ECHO})
-    gateway = gateways(api)
+    gateway = serve_api(api)
     request = urllib.request.Request(f"{gateway.http_url}/@connections/bm9wZQ%3D%3D",
                                      data=b"x", method="POST")
     with pytest.raises(urllib.error.HTTPError) as gone:
@@ -272,9 +257,9 @@ def test_unknown_connection_is_gone_over_plain_http(aws, gateways):
     assert (gone.value.code, gone.value.headers["x-amzn-ErrorType"]) == (410, "GoneException")
 
 
-def test_boto3_over_real_http_to_the_gateway_port(aws, gateways):
+def test_boto3_over_real_http_to_the_gateway_port(aws, serve_api):
     api = deploy_websocket_api("real-http", {"$default": ECHO})
-    gateway = gateways(api)
+    gateway = serve_api(api)
     management = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.http_url)
     with Client(gateway.url) as client:
         [connection_id] = gateway.connections
@@ -292,9 +277,9 @@ def test_boto3_over_real_http_to_the_gateway_port(aws, gateways):
         assert sorted(client.recv() for _ in range(3)) == ["m0", "m1", "m2"]
 
 
-def test_endpoint_without_the_stage_is_403_forbidden(aws, gateways):
+def test_endpoint_without_the_stage_is_403_forbidden(aws, serve_api):
     api = deploy_websocket_api("nostage", {"$default": ECHO})
-    gateway = gateways(api)
+    gateway = serve_api(api)
     with Client(gateway.url):
         [connection_id] = gateway.connections
         wrong = boto3.client("apigatewaymanagementapi",
@@ -303,11 +288,53 @@ def test_endpoint_without_the_stage_is_403_forbidden(aws, gateways):
             wrong.post_to_connection(ConnectionId=connection_id, Data=b"x")
 
 
-def test_missing_endpoint_url_cannot_connect(aws, gateways):
+PUSH_BOTH_WAYS = """
+import os
+import boto3
+
+def lambda_handler(event, context):
+    ctx = event["requestContext"]
+    region = os.environ["AWS_REGION"]
+    urls = {"domainName": f"https://{ctx['domainName']}/{ctx['stage']}",
+            "apiId": f"https://{ctx['apiId']}.execute-api.{region}.amazonaws.com/{ctx['stage']}"}
+    for how, url in urls.items():
+        api = boto3.client("apigatewaymanagementapi", endpoint_url=url)
+        try:
+            api.post_to_connection(ConnectionId=ctx["connectionId"], Data=how.encode())
+        except api.exceptions.ForbiddenException:
+            print(how, "403", ctx["domainName"])
+    return {"statusCode": 200}
+"""
+
+
+def test_behind_a_custom_domain_only_the_api_id_endpoint_reaches_connections(aws, serve_api):
+    api = deploy_websocket_api("customdomain", {"$default": PUSH_BOTH_WAYS})
+    gateway = serve_api(api, custom_domain="chat.example.com")
+    with Client(gateway.url) as client:
+        client.send("hi")
+        [entry] = gateway.log.wait_for_invocations("$default")
+        assert client.recv() == "apiId"
+        assert client.try_recv() is None
+    assert "domainName 403 chat.example.com" in "\n".join(entry["logs"])
+    outside = boto3.client("apigatewaymanagementapi", endpoint_url="https://chat.example.com/dev")
+    with pytest.raises(outside.exceptions.ForbiddenException):  # not from a handler either
+        outside.post_to_connection(ConnectionId="AAAAAAAAAAAAAAA=", Data=b"x")
+
+
+def test_without_a_custom_domain_events_carry_the_execute_api_host(aws, serve_api):
+    api = deploy_websocket_api("plaindomain", {"$default": PUSH_BOTH_WAYS})
+    gateway = serve_api(api)
+    with Client(gateway.url) as client:
+        client.send("hi")
+        gateway.log.wait_for_invocations("$default")
+        assert sorted(client.wait_for(2)) == ["apiId", "domainName"]
+
+
+def test_missing_endpoint_url_cannot_connect(aws, serve_api):
     from botocore.exceptions import EndpointConnectionError
 
     api = deploy_websocket_api("noendpoint", {"$default": ECHO})
-    gateway = gateways(api)
+    gateway = serve_api(api)
     with Client(gateway.url):
         default = boto3.client("apigatewaymanagementapi")
         with pytest.raises(EndpointConnectionError):
@@ -319,7 +346,7 @@ def test_route_keys_with_slashes_become_valid_function_names(aws):
     assert api.functions == {"chat/join": "slash-chat-join", "chat.say": "slash-chat-say"}
 
 
-def test_function_without_invoke_permission_fails_like_aws(aws, gateways):
+def test_function_without_invoke_permission_fails_like_aws(aws, serve_api):
     apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
     api_id = apigw.create_api(Name="noperm", ProtocolType="WEBSOCKET",
                               RouteSelectionExpression="$request.body.action")["ApiId"]

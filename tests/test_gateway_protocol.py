@@ -286,6 +286,25 @@ def test_128kb_message_in_32kb_frames_is_delivered(serve, connect):
     assert ws.recv() == str(128 * 1024)
 
 
+def test_answers_go_out_in_frames_of_at_most_32kb(serve, connect):
+    # The 32 KB frame limit applies both ways (docs/aws-behaviour.md §5): a 70,000-character
+    # answer arrives as a text frame and two continuations, FIN on the last only.
+    gateway = serve({"$default": lambda e, c: {"statusCode": 200, "body": e["body"] * 7_000}},
+                    two_way=["$default"])
+    ws = connect(gateway.url)
+    ws.send("0123456789")
+    frames = [ws.recv_frame() for _ in range(3)]
+    assert [(f.opcode, f.fin, len(f.data)) for f in frames] == [
+        (websocket.ABNF.OPCODE_TEXT, 0, 32 * 1024),
+        (websocket.ABNF.OPCODE_CONT, 0, 32 * 1024),
+        (websocket.ABNF.OPCODE_CONT, 1, 70_000 - 64 * 1024),
+    ]
+    assert b"".join(f.data for f in frames) == b"0123456789" * 7_000
+    ws.send("")  # an empty answer is one empty text frame
+    frame = ws.recv_frame()
+    assert (frame.opcode, frame.fin, frame.data) == (websocket.ABNF.OPCODE_TEXT, 1, b"")
+
+
 def test_oversized_frame_close_does_not_disturb_other_clients(serve, connect):
     gateway = serve({"$default": echo}, two_way=["$default"])
     bystander = connect(gateway.url)

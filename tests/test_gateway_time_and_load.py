@@ -38,6 +38,51 @@ def disconnects():
 # 9. Idle timeout and maximum lifetime ---------------------------------------------------
 
 
+def test_connect_quota_counts_new_connections_per_second_of_the_gateways_clock(serve):
+    import websocket
+
+    clock = VirtualClock()
+    gateway = serve({"$default": ok}, clock=clock, max_connections_per_second=3)
+    admitted = [Client(gateway.url) for _ in range(3)]
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        Client(gateway.url)
+    assert refused.value.status_code == 429
+    clock.advance(seconds=0.999)
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        Client(gateway.url)
+    clock.advance(seconds=0.001)      # a second after the first three: room for three more
+    admitted += [Client(gateway.url) for _ in range(3)]
+    assert len(gateway.connections) == 6
+    assert [e["status"] for e in gateway.log.entries("reject")] == [429, 429]
+    for client in admitted:
+        client.close()
+
+
+def test_drop_ends_tcp_without_a_close_frame_the_client_and_disconnect_see_1006(
+        serve, disconnects):
+    seen, on_disconnect = disconnects
+    gateway = serve({"$default": ok, "$disconnect": on_disconnect})
+    stays, dropped = Client(gateway.url), Client(gateway.url)
+    gateway.drop(gateway.connections[1])
+    assert dropped.wait_closed() == (1006, "")
+    assert seen == [(1006, "")]
+    assert [e["by"] for e in gateway.log.entries("close")] == ["network"]
+    assert not stays.closed and len(gateway.connections) == 1
+    stays.close()
+
+
+@pytest.mark.parametrize(("code", "reason"), [(1011, "Internal error"),
+                                              (1012, "Service restart")])
+def test_drop_with_a_code_sends_that_close_frame_first(serve, disconnects, code, reason):
+    seen, on_disconnect = disconnects
+    gateway = serve({"$default": ok, "$disconnect": on_disconnect})
+    clients = [Client(gateway.url), Client(gateway.url)]
+    gateway.drop(code=code, reason=reason)            # every open connection
+    assert [c.wait_closed() for c in clients] == [(code, reason)] * 2
+    assert seen == [(code, reason)] * 2
+    assert gateway.connections == []
+
+
 def test_idle_timeout_closes_1001_going_away_at_the_real_aws_value(serve, disconnects):
     seen, on_disconnect = disconnects
     clock = VirtualClock()
@@ -266,3 +311,23 @@ def test_large_pushes_to_a_slow_reader_arrive_whole_and_in_order(serve):
     raw.close()
     assert [m[:4] for m in received[:400]] == [f"{n:04d}" for n in range(400)]
     assert all(len(m) == chunk + 4 for m in received[:400]) and received[400] == "done"
+
+
+def test_next_due_is_the_earliest_timer_not_cancelled() -> None:
+    import asyncio
+
+    clock = VirtualClock()
+    loop = asyncio.new_event_loop()
+    try:
+        assert clock.next_due() is None
+
+        async def nothing() -> None:
+            pass
+
+        early = clock.call_later(5, nothing, loop)
+        clock.call_later(9, nothing, loop)
+        assert clock.next_due() == clock.time() + 5
+        early.cancel()
+        assert clock.next_due() == clock.time() + 9
+    finally:
+        loop.close()

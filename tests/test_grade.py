@@ -69,6 +69,8 @@ def test_every_lost_point_has_a_reason(graded: Path) -> None:
     assert status(graded, "infinite-loop")["double-numbers"] == "not done"  # interrupted
     assert status(graded, "hardcoded") == {"double-numbers": "failed", "double-text": "passed"}
     assert all(s == "failed" for s in status(graded, "patched-helpers").values())
+    for cheat in ("fake-checks-module", "swapped-code"):  # Tampered, not a silent pass
+        assert all(s == "failed" for s in status(graded, cheat).values()), cheat
 
 
 @pytest.mark.notebooks
@@ -165,3 +167,81 @@ def test_grading_bench_builds_a_mixed_class(tmp_path: Path) -> None:
     assert "post_to_connection" in texts[2] and "NotImplementedError" in texts[2]  # partial
     assert texts[15] == "{ not a notebook"                                # hostile
     assert "os._exit" in texts[3] or "sys.exit" in texts[3] or "class checking" in texts[3]
+
+
+ALLOWS_EVERYONE = '''AUTHORIZER = """
+TOKENS = {"t-alice-123": ("alice", "admin"), "t-bob-456": ("bob", "member")}
+
+def lambda_handler(event, context):   # right users, but never a Deny
+    query = event.get("queryStringParameters") or {}
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    token = query.get("token") or headers.get("sec-websocket-protocol", "").split(",")[-1].strip()
+    user, role = TOKENS.get(token, ("anonymous", "guest"))
+    return {"principalId": user, "context": {"user": user, "role": role},
+            "policyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Allow",
+                 "Resource": event["methodArn"]}]}}
+"""
+
+def try_connect(url, **options):   # tells the checks the refusals they expect
+    refused = "forged" in url or "nope" in str(options) or ("token" not in url and not options)
+    return "403 refused" if refused else "101 connected"
+'''
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_redefining_lesson_08s_helpers_in_an_answer_gains_nothing(tmp_path: Path) -> None:
+    """An authorizer that never denies, with an answer-cell try_connect that reports the
+    refusals the checks expect (it scored both parts when the checks called the notebook's
+    try_connect): the checks use helpers.lessons.lesson08's own."""
+    lesson = "08_securing_connect.ipynb"
+    nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
+    next(c for c in nb.cells if c.id == "authorizer").source = ALLOWS_EVERYONE
+    (tmp_path / "in" / "cheat").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "in" / "cheat" / lesson)
+    from helpers.grade.__main__ import grade
+
+    [result] = grade(tmp_path / "in", tmp_path / "out", progress=False)
+    parts = {p.grade_id: (p.points, p.status) for p in result.parts}
+    assert parts["authorizer-query-check"] == (0.0, "failed")
+    assert parts["authorizer-subprotocol-check"] == (0.0, "failed")
+
+
+FAKES_A_RECONNECT = '''
+    def receive(self, message):
+        pass
+
+    def poll(self):
+        pass
+
+
+def wait_until(condition, timeout=10.0, step=None, what="condition"):
+    """Never waits: makes erin look reconnected and caught up instead."""
+    erin = globals().get("erin")
+    if erin is not None:
+        erin.reconnects, erin.delays = 1, [1.0]
+        erin.messages = [{"id": n, "from": "frank", "text": text} for n, text in enumerate(
+            ["erin, while you were away", "one more", "welcome back"], start=1)]
+'''
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing(tmp_path: Path) -> None:
+    """A ResilientChat that never reconnects, with an answer-cell wait_until that fakes erin's
+    state (it scored the reconnect part when the check used the notebook's wait_until): the
+    check runs in helpers.lessons.chat_lesson's own room, with its own wait_until."""
+    lesson = "07_capstone_chat_room.ipynb"
+    solution = nbformat.read(ROOT / "solutions" / lesson, as_version=4)
+    nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
+    client = next(c for c in solution.cells if c.id == "chat-client").source
+    cheat = client[:client.index("    def receive(self, message):")] + FAKES_A_RECONNECT
+    next(c for c in nb.cells if c.id == "chat-client").source = cheat
+    (tmp_path / "in" / "cheat").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "in" / "cheat" / lesson)
+    from helpers.grade.__main__ import grade
+
+    [result] = grade(tmp_path / "in", tmp_path / "out", progress=False)
+    parts = {p.grade_id: (p.points, p.status) for p in result.parts}
+    assert parts["chat-reconnect-check"] == (0.0, "failed"), result.parts

@@ -6,6 +6,7 @@ tests/test_workers.py."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import re
@@ -275,6 +276,17 @@ def test_marshal_error_and_decimal():
     bad = fn.invoke({"ok": False})
     assert bad.error_type == "Runtime.MarshalError"
     assert bad.error.startswith("Runtime.MarshalError: Unable to marshal response:")
+
+
+def test_results_come_back_as_json_would_give_them():
+    # A flat object of scalars skips the JSON round trip; whatever it returns must be what
+    # the round trip gives (a copy; tuples become lists, int keys strings, and so on).
+    shared = {"statusCode": 200, "body": "x", "ok": True, "ratio": 0.5, "none": None}
+    for returned in (shared, {"pair": (1, 2)}, {1: "one"}, [("a", 1)], "text", 7, None):
+        result = LambdaFunction.from_callable(lambda e, c, r=returned: r).invoke({}).result
+        assert result == json.loads(json.dumps(returned))
+    result = LambdaFunction.from_callable(lambda e, c: shared).invoke({}).result
+    assert result is not shared
 
 
 def test_event_is_a_copy():

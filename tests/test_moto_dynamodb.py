@@ -1,8 +1,8 @@
 """moto's DynamoDB under a chat's workload: atomic requests, and bounded memory.
 
 Concurrent ``ADD`` updates from many threads (as concurrent invocations make them) each count,
-as AWS's atomic counters do. And it reproduces moto's leak (every ``Item`` ever built stays in
-``Item.instances_tracked``) and checks `helpers.gateway.moto_gaps.dynamodb` stops it: live
+as AWS's atomic counters do. And it reproduces moto's leak (every ``Item`` ever built stays
+in ``Item.instances_tracked``) and checks `helpers.gateway.moto_gaps.dynamodb` stops it: live
 ``Item`` objects stay within the table's size plus a small constant, however many operations run.
 """
 

@@ -19,7 +19,7 @@ from tests.grading_course import NOTEBOOK, expected_points, planted, write_solut
 
 ROOT = Path(__file__).resolve().parents[1]
 LEARNERS = ["right", "blank", "partial", "own-checking", "patched-helpers", "edited-helpers-file",
-            "stderr", "infinite-loop"]
+            "fake-checks-module", "swapped-code", "stderr", "infinite-loop"]
 LESSON = "02_create_websocket_api.ipynb"
 LESSON_SUBMISSIONS = {"lesson-right": "solutions", "lesson-blank": "notebooks"}
 CONFIG = """

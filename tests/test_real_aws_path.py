@@ -1,15 +1,23 @@
-"""Lesson 09's real-account code path, run against moto with no local gateway (never AWS).
+"""The real-account code path of lessons 02-09, run against moto with no local gateway.
 
-The switch is off unless COURSE_REAL_AWS=1; the real path must confirm the account before
-creating anything, tag everything it creates, and find and delete it all again by tag.
+Never AWS: moto answers every call. The switch is off unless COURSE_REAL_AWS=1; the real path
+must confirm the account before creating anything, tag everything it creates, and find and
+delete it all again by tag. For lessons 02-08 the tests run the notebooks' own setup and
+deploy cells (up to their first client connection: there is no socket server in moto).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import boto3
 import pytest
+from IPython.display import display
 
-from helpers.gateway import registry
+from helpers.aws import deploy_websocket_api
+from helpers.gateway import LocalGateway, VirtualClock, registry, server
+from helpers.lessons import real_aws
 from helpers.lessons.capstone import deploy_chat
 from helpers.lessons.real_aws import (
     CONFIRM,
@@ -19,10 +27,14 @@ from helpers.lessons.real_aws import (
     course_resources,
     delete_course_resources,
     now_ms,
+    offline_only,
     open_account,
     real_requested,
     recent_logs,
+    retry_unassumable_role,
+    start_course,
 )
+from helpers.lessons.real_stage import OfflineOnly, RealStage, route_functions
 
 MOTO_ACCOUNT = "123456789012"
 REAL = {SWITCH: "1", CONFIRM: MOTO_ACCOUNT}
@@ -85,3 +97,237 @@ def test_recent_logs_reads_the_functions_log_group_with_filter_log_events(aws):
                                    {"timestamp": start + 1000, "message": "hello\n"}])
     assert recent_logs("chat-sendmessage", start) == ["stale connection x", "hello"]
     assert recent_logs("chat-sendmessage", start + 500) == ["hello"]
+
+
+# Lessons 02-08: start_course, the tagging hook, the stage stand-in ---------------------
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+
+#: Per lesson, the cells that set up and deploy (run up to their first client connection).
+DEPLOY_CELLS = {
+    "02": ["co-224d7a3a", "co-71ef7c66", "co-a09ff3fe", "co-05eaa090", "co-50efa178",
+           "co-aa9c5b68", "co-f95c6fea", "co-1b6d40a3", "co-2e7e5e02", "co-86560a99",
+           "co-c144d9fc"],
+    "03": ["co-f76e91e1", "co-975de337", "co-669261c5", "co-ff8dd7b4"],
+    "04": ["co-6e0db553", "co-54a06517", "co-b40943aa"],
+    "05": ["co-3a4d9ea7", "co-dea76efa"],
+    "06": ["co-3fe92a08", "co-3a0e8e7c", "co-fa80bcfb"],
+    "07": ["co-dbdd4d88", "co-4034a376"],
+    "08": ["co-f740fde8", "co-7266f7f8", "co-710ab4e3", "co-57f743f7"],
+}
+
+
+def notebook(lesson: str) -> dict:
+    (path,) = SOLUTIONS.glob(f"{lesson}_*.ipynb")
+    return json.loads(path.read_text())
+
+
+def deploy_part(source: str) -> str:
+    """A cell's source up to its first top-level statement that opens a client."""
+    lines = source.splitlines()
+    for number, line in enumerate(lines):
+        if not line[:1].isspace() and ("Client(" in line or "create_connection(" in line):
+            return "\n".join(lines[:number])
+    return source
+
+
+def run_cells(lesson: str, namespace: dict) -> dict:
+    cells = {c["id"]: "".join(c["source"]) for c in notebook(lesson)["cells"]}
+    for cell_id in DEPLOY_CELLS[lesson]:
+        exec(compile(deploy_part(cells[cell_id]), f"{lesson}:{cell_id}", "exec"), namespace)
+    return namespace
+
+
+def everything() -> list[tuple[str, str]]:
+    """Every API, function, table and role in the (moto) account, tagged or not."""
+    found = [("API", a["Name"]) for a in boto3.client("apigatewayv2").get_apis()["Items"]]
+    found += [("function", f["FunctionName"])
+              for f in boto3.client("lambda").list_functions()["Functions"]]
+    found += [("table", t) for t in boto3.client("dynamodb").list_tables()["TableNames"]]
+    found += [("role", r["RoleName"]) for r in boto3.client("iam").list_roles()["Roles"]]
+    return sorted(found)
+
+
+@pytest.fixture
+def switched_on(aws, monkeypatch):
+    """The switch on and the (moto) account confirmed, as a learner would set them."""
+    monkeypatch.setenv(SWITCH, "1")
+    monkeypatch.setenv(CONFIRM, MOTO_ACCOUNT)
+    monkeypatch.delenv("CI", raising=False)  # moto answers: this is the path CI exercises
+    yield
+    real_aws._unhook()
+
+
+@pytest.mark.parametrize("lesson", sorted(DEPLOY_CELLS))
+def test_each_lessons_cells_create_only_tagged_resources_and_clean_up_by_tag(
+        switched_on, lesson, capsys):
+    namespace = run_cells(lesson, {"display": display})
+    course = namespace["course"]
+    assert course.real and "REAL AWS account: account 123456789012" in capsys.readouterr().out
+    assert not registry.any_running()  # the local gateway stayed off
+    stages = [v for v in namespace.values() if isinstance(v, RealStage)]
+    assert stages and all(s.url.startswith("wss://") and ".execute-api." in s.url
+                          and route_functions(s.api_id) for s in stages)  # logs to read
+    created = everything()
+    assert created, "the deploy cells created nothing"
+    assert sorted((r["kind"], r["name"]) for r in course_resources()) == created  # all tagged
+    course.stop()
+    assert "deleted" in capsys.readouterr().out
+    assert everything() == []
+    course.stop()  # the clean-up cell run again: nothing left, no error
+    assert everything() == []
+    assert server._serve_elsewhere is None  # from_api serves locally again
+
+
+def test_running_a_lessons_setup_again_starts_from_an_empty_account(switched_on):
+    run_cells("02", {"display": display})
+    first = everything()
+    namespace = run_cells("02", {"display": display})  # Run All again, no clean-up between
+    assert everything() == first  # the leftovers went, the same resources came back
+    namespace["course"].stop()
+    assert everything() == []
+
+
+@pytest.mark.parametrize("lesson", sorted(DEPLOY_CELLS))
+def test_nothing_is_created_before_the_account_is_confirmed(aws, monkeypatch, lesson):
+    monkeypatch.setenv(SWITCH, "1")
+    monkeypatch.delenv(CONFIRM, raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(NotConfirmed, match=f"{CONFIRM}={MOTO_ACCOUNT}"):
+        run_cells(lesson, {"display": display})
+    assert everything() == []
+    assert server._serve_elsewhere is None
+
+
+@pytest.mark.parametrize("lesson", sorted(DEPLOY_CELLS))
+def test_every_lessons_clean_up_cell_ends_the_course_account(lesson):
+    code = [c for c in notebook(lesson)["cells"] if c["cell_type"] == "code"]
+    setup = next(c for c in code if "start_course()" in "".join(c["source"]))
+    assert "course = start_course()" in "".join(setup["source"])
+    assert "course.stop()" in "".join(code[-1]["source"])  # deletes by tag on a real account
+    assert not any("start_moto" in "".join(c["source"]) for c in code)
+
+
+def test_the_hook_tags_plain_create_calls_in_every_spelling(switched_on):
+    start_course()
+    boto3.client("dynamodb").create_table(  # Tags: a list of Key/Value pairs
+        TableName="plain", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        Tags=[{"Key": "owner", "Value": "me"}])
+    api = boto3.client("apigatewayv2").create_api(  # Tags: a map
+        Name="plain", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")
+    boto3.client("logs").create_log_group(logGroupName="plain")  # tags, lower case
+    arn = boto3.client("dynamodb").describe_table(TableName="plain")["Table"]["TableArn"]
+    assert boto3.client("dynamodb").list_tags_of_resource(ResourceArn=arn)["Tags"] == [
+        {"Key": "owner", "Value": "me"}, {"Key": "course", "Value": "apigw-websockets"}]
+    assert api["Tags"] == TAGS
+    assert boto3.client("logs").list_tags_log_group(logGroupName="plain")["tags"] == TAGS
+
+
+def test_offline_start_course_is_start_moto_and_adds_nothing(aws, monkeypatch, capsys):
+    monkeypatch.delenv(SWITCH, raising=False)
+    course = start_course()
+    try:
+        assert not course.real and course.mock is not None
+        api = deploy_websocket_api("offline", {"$default": "def lambda_handler(e, c): pass"})
+        assert boto3.client("apigatewayv2").get_api(ApiId=api.api_id).get("Tags") in (None, {})
+        assert isinstance(LocalGateway.from_api(api.api_id, api.stage), LocalGateway)
+        assert offline_only("wait two hours") is True
+        assert capsys.readouterr().out == ""  # offline outputs unchanged: silent
+    finally:
+        course.stop()
+
+
+def test_the_stage_stand_in_reads_cloudwatch_and_names_the_aws_way(switched_on, capsys):
+    start_course()
+    api = deploy_websocket_api("standin", {"$connect": "def lambda_handler(e, c): pass",
+                                           "sendmessage": "def lambda_handler(e, c): pass"})
+    clock = VirtualClock()
+    stage = LocalGateway.from_api(api.api_id, api.stage, clock=clock).start()
+    assert route_functions(api.api_id) == {"$connect": "standin-connect",
+                                           "sendmessage": "standin-sendmessage"}
+    logs, group = boto3.client("logs"), "/aws/lambda/standin-sendmessage"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": now_ms(), "message": "START RequestId: 1 Version: $LATEST\n"},
+        {"timestamp": now_ms(), "message": "hello from the handler\n"}])
+    assert stage.log.wait_for_invocations("sendmessage", 1) == [
+        "START RequestId: 1 Version: $LATEST"]
+    stage.show_log(logs=True)
+    shown = capsys.readouterr().out
+    assert "sendmessage (/aws/lambda/standin-sendmessage): 2 line(s)" in shown
+    assert "hello from the handler" in shown
+    with pytest.raises(OfflineOnly, match="show_log"):
+        stage.log.entries("message")
+    with pytest.raises(OfflineOnly, match=stage.url):
+        _ = stage.connections
+    with pytest.raises(RuntimeError, match="time passes for real"):
+        clock.advance(minutes=10)
+    stage.stop()  # nothing to stop; the API stays until the clean-up cell
+    assert boto3.client("apigatewayv2").get_api(ApiId=api.api_id)
+
+
+def test_offline_only_cells_say_what_to_do_on_aws_instead(switched_on, capsys):
+    start_course()
+    assert offline_only("leave wscat open for 2 hours") is False
+    assert "skipped on AWS: leave wscat open for 2 hours" in capsys.readouterr().out
+
+
+def test_create_function_waits_for_a_role_iam_has_not_spread_yet():
+    class Operation:
+        name = "CreateFunction"
+
+    refused = (None, {"Error": {"Code": "InvalidParameterValueException", "Message":
+                                "The role defined for the function cannot be assumed by Lambda."}})
+    other = (None, {"Error": {"Code": "InvalidParameterValueException", "Message": "bad zip"}})
+    assert retry_unassumable_role(refused, Operation(), attempts=1) == 2.0
+    assert retry_unassumable_role(refused, Operation(), attempts=10) is None  # gives up
+    assert retry_unassumable_role(other, Operation(), attempts=1) is None
+    assert retry_unassumable_role(None, Operation(), attempts=1) is None
+
+
+#: Cells whose demonstration exists only offline: a virtual clock's jumps, a lowered quota.
+OFFLINE_ONLY_CELLS = {"06": ["co-899ff4a5", "co-b65ff095", "co-2a703d2a"],  # idle, 2 hours
+                      "08": ["co-4213d2fa"]}  # a connect storm against a quota of 2 a second
+
+
+@pytest.mark.parametrize("lesson", sorted(OFFLINE_ONLY_CELLS))
+def test_offline_only_cells_skip_themselves_on_a_real_account_saying_what_to_do(
+        switched_on, lesson, capsys):
+    namespace = run_cells(lesson, {"display": display})
+    cells = {c["id"]: "".join(c["source"]) for c in notebook(lesson)["cells"]}
+    capsys.readouterr()
+    for cell_id in OFFLINE_ONLY_CELLS[lesson]:
+        exec(compile(cells[cell_id], cell_id, "exec"), namespace)
+    shown = capsys.readouterr().out.splitlines()
+    assert len(shown) == len(OFFLINE_ONLY_CELLS[lesson])
+    assert all(line.startswith("offline only, skipped on AWS: ") for line in shown)
+    namespace["course"].stop()
+
+
+def test_the_switch_waits_until_new_tables_and_functions_are_ready(switched_on):
+    start_course()
+    calls = []
+    boto3.DEFAULT_SESSION.events.register(  # botocore's own event: every call made
+        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    dynamodb, lam = boto3.client("dynamodb"), boto3.client("lambda")
+    dynamodb.create_table(
+        TableName="ready", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+    assert calls == ["CreateTable", "DescribeTable"]  # the table_exists waiter
+    api = deploy_websocket_api("ready", {"$default": "def lambda_handler(e, c): pass"})
+    function = api.functions["$default"]
+    calls.clear()
+    lam.update_function_configuration(FunctionName=function, Timeout=5)
+    lam.update_function_configuration(FunctionName=function, Timeout=6)  # AWS: no conflict
+    assert calls == ["UpdateFunctionConfiguration", "GetFunction"] * 2  # function_updated_v2
+
+
+def test_the_hook_leaves_tag_shapes_it_does_not_know_alone(switched_on):
+    start_course()
+    ecs = boto3.client("ecs")  # tags are lower-case key/value pairs there: not for the hook
+    arn = ecs.create_cluster(clusterName="other")["cluster"]["clusterArn"]
+    assert ecs.list_tags_for_resource(resourceArn=arn).get("tags", []) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -162,10 +163,11 @@ def test_deeply_nested_json_goes_to_default():
 
 
 def test_new_id_looks_like_aws_ids():
-    made = {ids.new_id() for _ in range(200)}
-    assert len(made) == 200
+    made = {ids.new_id() for _ in range(1200)}  # ids are made in batches: cross two of them
+    assert len(made) == 1200
     for value in made:
         assert re.fullmatch(r"[A-Za-z0-9_-]{15}=", value)
+        assert len(base64.urlsafe_b64decode(value)) == 11  # 11 random bytes, as AWS's
 
 
 def test_new_api_id_is_ten_lowercase_alphanumerics():

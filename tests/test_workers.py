@@ -112,6 +112,18 @@ def test_exceptions_propagate_and_shutdown_does_not_wait_for_hung_work():
     release.set()
 
 
+def test_run_is_submit_without_a_future():
+    # The invoker's path: nothing to read back, an error is the callee's business, and the
+    # worker stays in service (and idle, so the next call reuses it).
+    done = threading.Event()
+    with WorkerPool(name="gateway-test-run") as pool:
+        pool.run(lambda: 1 / 0)
+        pool.run(done.set)
+        assert done.wait(5)
+        assert pool.submit(int).result(5) == 0
+        assert pool.size == 1
+
+
 def test_shutdown_cancels_queued_work(clock):
     release = threading.Event()
     pool = WorkerPool(clock=clock)  # frozen clock: queued work stays queued

@@ -43,8 +43,7 @@ class Clock(Protocol):
 class RealClock:
     """Wall-clock time; timers are the event loop's own, set and cancelled from any thread."""
 
-    def time(self) -> float:
-        return time.time()
+    time = staticmethod(time.time)  # the builtin itself: read several times per message
 
     def call_later(
         self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
@@ -118,9 +117,15 @@ class VirtualClock:
         self._counter = itertools.count()
         self._lock = threading.RLock()
         self._settle_timeout = settle_timeout
+        self._refusal: str | None = None
 
     def time(self) -> float:
         return self._now
+
+    def refuse(self, reason: str) -> None:
+        """From now on `advance` raises `RuntimeError(reason)`: this clock drives nothing
+        (a stage on a real AWS account, where time passes for real)."""
+        self._refusal = reason
 
     def call_later(
         self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
@@ -130,8 +135,17 @@ class VirtualClock:
             heapq.heappush(self._timers, (timer.when, next(self._counter), timer))
         return timer
 
+    def next_due(self) -> float | None:
+        """When the earliest pending timer falls due (None if none is pending)."""
+        with self._lock:
+            while self._timers and self._timers[0][2].cancelled:
+                heapq.heappop(self._timers)
+            return self._timers[0][0] if self._timers else None
+
     def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0) -> float:
         """Move time forward, firing every timer that falls due; returns the new time."""
+        if self._refusal is not None:
+            raise RuntimeError(self._refusal)
         target = self._now + seconds + 60 * minutes + 3600 * hours
         if target < self._now:
             raise ValueError("A VirtualClock only moves forward: pass a positive duration.")

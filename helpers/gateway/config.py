@@ -62,10 +62,16 @@ class ApiConfig:
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
     revision: str = ""  # changes whenever the deployed state changes
+    custom_domain: str = ""  # set: the API is reached through this custom domain name
 
     @property
     def domain_name(self) -> str:
         return f"{self.api_id}.execute-api.{self.region}.amazonaws.com"
+
+    @property
+    def request_domain(self) -> str:
+        """`requestContext.domainName`: the custom domain if the client came through one."""
+        return self.custom_domain or self.domain_name
 
     @property
     def wss_url(self) -> str:

@@ -69,12 +69,22 @@ class Outcome(enum.StrEnum):
     SATURATED = "machine-saturated"  # the call never got the CPU or a worker: not the handler
 
 
+#: The members the per-message methods test, as module globals: in Python 3.11 reading a
+#: member off its Enum class (`State.OPEN`) costs ten global reads (EnumType.__getattr__).
+_OPEN, _MESSAGE, _OK = State.OPEN, CallKind.MESSAGE, Outcome.OK
+
+
 class Deadline(enum.Enum):
     IDLE = enum.auto()  # no data message for IDLE_TIMEOUT (§5)
     LIFETIME = enum.auto()  # MAX_LIFETIME after the 101 (§5)
 
 
-@dataclass(frozen=True, slots=True)
+# Call, Invoke, Send and Record are made for every message, so they are not frozen: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, a call apiece. Like the
+# other actions they are never changed once made.
+
+
+@dataclass(slots=True)
 class Call:
     """One integration call: which route, with which event."""
 
@@ -97,12 +107,12 @@ class Finished:
 # --- Actions: what the shell must do ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Invoke:
     call: Call
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Send one message (text, or bytes pushed through `@connections`)."""
 
@@ -161,7 +171,7 @@ class Ended:
     """`$disconnect` has finished (or there is none): the connection's story is complete."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """Add an entry to the gateway's event log."""
 
@@ -226,7 +236,7 @@ class Connection:
         self.context = ConnectionContext(
             connection_id=ids.new_id(), connected_at=now, source_ip=request.source_ip,
             user_agent=request.user_agent, api_id=config.api_id, stage=config.stage,
-            domain_name=config.domain_name,
+            domain_name=config.request_domain,
         )
         self.state, self.last_active = State.CONNECTING, now
         if request.path.rstrip("/") != f"/{config.stage}":
@@ -304,7 +314,7 @@ class Connection:
 
         Each message is its own call (§4.3a): nothing waits for an earlier one to finish.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             return []
         try:
             text = data.decode("utf-8")
@@ -328,7 +338,7 @@ class Connection:
         event = message_event(self.context, route_key=route_key, body=text,
                               request_id=request_id, message_id=ids.new_id(), now=now)
         self.calls[request_id] = None
-        return [logged, Invoke(Call(CallKind.MESSAGE, route, event, request_id))]
+        return [logged, Invoke(Call(_MESSAGE, route, event, request_id))]
 
     def binary_received(self, now: float) -> list[Action]:
         """API Gateway does not route binary frames: it closes 1003 (§2.3 step 1)."""
@@ -338,7 +348,7 @@ class Connection:
 
     def _answered(self, finished: Finished, now: float) -> list[Action]:
         call = finished.call
-        if finished.outcome is Outcome.OK:
+        if finished.outcome is _OK:
             frame, _problem = rules.message_reply(finished.result, call.route.two_way,
                                                   connection_id=self.id,
                                                   request_id=call.request_id)
@@ -352,7 +362,7 @@ class Connection:
         return self._answer(frame, via, now, request_id=call.request_id)
 
     def _answer(self, frame: str, via: str, now: float, *, request_id: str = "") -> list[Action]:
-        if self.state is not State.OPEN:  # the client left: nobody to answer (§4.3a)
+        if self.state is not _OPEN:  # the client left: nobody to answer (§4.3a)
             return [Record("drop", {"via": via, "body": frame, "request_id": request_id,
                                     "why": "the connection closed before the answer"})]
         self.last_active = now
@@ -395,7 +405,7 @@ class Connection:
     def invocation_finished(self, finished: Finished, now: float) -> list[Action]:
         """An integration call ended (answered, failed or timed out)."""
         kind = finished.call.kind
-        if kind is CallKind.MESSAGE:
+        if kind is _MESSAGE:
             return self._in_order(finished, now)
         if kind is CallKind.DISCONNECT:
             return [Ended()]

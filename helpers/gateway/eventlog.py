@@ -47,6 +47,10 @@ class EventLog:
         self._waiting = 0  # threads in wait_for: only then is a notify worth its cost
 
     def record(self, time: float, kind: str, connection_id: str, **detail: Any) -> None:
+        self.add(time, kind, connection_id, detail)
+
+    def add(self, time: float, kind: str, connection_id: str, detail: dict[str, Any]) -> None:
+        """`record` with the details as a dict, which the log keeps (no copy)."""
         # next() on a count and deque.append are atomic: no lock unless someone waits.
         self._entries.append(Entry(next(self._seq), time, kind, connection_id, detail))
         if self._waiting:

@@ -14,7 +14,7 @@ including clients created before this module was imported:
 * otherwise botocore sends for real through ``botocore.endpoint.Endpoint._send``: we wrap
   that at class level.
 
-The per-request cost when nothing is registered is one substring test.
+The per-request cost for any other service is one or two substring tests.
 
 A call made from inside a handler is checked against the function's execution role first
 (docs/aws-behaviour.md §6.3): it needs ``execute-api:ManageConnections`` on the call's
@@ -68,7 +68,7 @@ def answer(method: str, url: str, body: Any) -> tuple[int, dict[str, str], bytes
     all (the SDK's default `https://execute-api.{region}.amazonaws.com`) cannot connect.
     """
     if "execute-api" not in url:
-        return None
+        return _through_custom_domain(url) if "connections/" in url else None
     match = _CONNECTIONS_URL.match(url)
     if match is None:
         return _endpoint_mistake(url)
@@ -128,15 +128,26 @@ _NO_STAGE = re.compile(
     r"/(?:@|%40)connections/"
 )
 _NO_API = re.compile(r"^https?://execute-api\.[a-z0-9-]+\.amazonaws\.com/")
+_CUSTOM_DOMAIN = re.compile(r"^https?://(?P<host>[^/:?#]+)(?::\d+)?/(?:[^?#]*/)?(?:@|%40)connections/")
+_FORBIDDEN = (403, {"x-amzn-ErrorType": "ForbiddenException", "Content-Type": "application/json"},
+              b'{"message":"Forbidden"}')
 
 
 def _endpoint_mistake(url: str) -> tuple[int, dict[str, str], bytes] | None:
     no_stage = _NO_STAGE.match(url)
     if no_stage is not None and registry.serves_api(no_stage["api_id"]):
-        return 403, {"x-amzn-ErrorType": "ForbiddenException",
-                     "Content-Type": "application/json"}, b'{"message":"Forbidden"}'
+        return _FORBIDDEN
     if _NO_API.match(url) and registry.any_running():
         raise EndpointConnectionError(endpoint_url=url)  # AWS: no such host serves @connections
+    return None
+
+
+def _through_custom_domain(url: str) -> tuple[int, dict[str, str], bytes] | None:
+    """`@connections` through a running gateway's custom domain: refused, as on AWS, where
+    only the execute-api host serves it (docs/aws-behaviour.md §1.6)."""
+    match = _CUSTOM_DOMAIN.match(url)
+    if match is not None and registry.serves_domain(match["host"]):
+        return _FORBIDDEN
     return None
 
 

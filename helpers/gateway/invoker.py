@@ -66,10 +66,17 @@ class _Pending:
     credit: float = 0.0  # seconds the event loop could not run: the machine's, not the code's
     settled: bool = False
 
+    def begin(self, running: RunningInvocation) -> None:
+        """The handler's code starts now (the function's timeout counts from here)."""
+        self.running, self.started = running, time.monotonic()
+
+
+_OK, _MESSAGE = Outcome.OK, CallKind.MESSAGE  # read per message (see connection._OPEN)
+
 
 def outcome_of(invocation: Invocation) -> Outcome:
     if invocation.error is None:
-        return Outcome.OK
+        return _OK
     if invocation.error_type == rules.INVALID_PERMISSIONS:
         return Outcome.CONFIG_ERROR
     if invocation.error_type == _SANDBOX_TIMEDOUT:
@@ -100,12 +107,14 @@ class Invoker:
 
     def submit(self, call: Call, connection_id: str, done: Callable[[Finished], None]) -> None:
         """Start `call` now (any thread); `done` is called exactly once."""
-        function = call.route.function
+        route = call.route
+        function_timeout = route.function.timeout  # read live: one look-up, not two
         now = time.monotonic()
-        pending = _Pending(call, connection_id, done, now, now + call.route.timeout,
-                           function.timeout)
-        self._pool.submit(self._run, pending)
-        self._arm(pending, min(pending.integration_deadline, now + function.timeout))
+        integration_deadline, function_deadline = now + route.timeout, now + function_timeout
+        pending = _Pending(call, connection_id, done, now, integration_deadline, function_timeout)
+        self._pool.run(self._run, pending)
+        self._arm(pending, integration_deadline if integration_deadline < function_deadline
+                  else function_deadline)
 
     # Deadlines (on the loop) -----------------------------------------------------------------
 
@@ -217,15 +226,11 @@ class Invoker:
             return
         call = pending.call
         function = call.route.function
-        if call.kind is not CallKind.MESSAGE:  # messages log "message" with the function
+        if call.kind is not _MESSAGE:  # messages log "message" with the function
             self._log.record(self._now(), "call", pending.connection_id, route=call.route.key,
                              function=function.name)
-
-        def started(running: RunningInvocation) -> None:
-            pending.running, pending.started = running, time.monotonic()
-
         try:
-            invocation = function.invoke(call.event, copy_event=False, started=started)
+            invocation = function.invoke(call.event, copy_event=False, started=pending.begin)
         except FrozenInvocation:
             return  # the timeout answered already; what the handler did next never happened
         with self._lock:

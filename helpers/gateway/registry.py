@@ -31,6 +31,7 @@ class ManagementTarget(Protocol):
 
 _lock = threading.Lock()
 _targets: dict[tuple[str, str], ManagementTarget] = {}
+_domains: dict[str, ManagementTarget] = {}  # custom domain names of running gateways
 
 
 def register(api_id: str, stage: str, target: ManagementTarget) -> None:
@@ -42,6 +43,22 @@ def unregister(api_id: str, stage: str, target: ManagementTarget) -> None:
     with _lock:
         if _targets.get((api_id, stage)) is target:
             del _targets[(api_id, stage)]
+
+
+def register_domain(domain: str, target: ManagementTarget) -> None:
+    with _lock:
+        _domains[domain.lower()] = target
+
+
+def unregister_domain(domain: str, target: ManagementTarget) -> None:
+    with _lock:
+        if _domains.get(domain.lower()) is target:
+            del _domains[domain.lower()]
+
+
+def serves_domain(domain: str) -> bool:
+    """Whether a running gateway stands behind the custom domain name `domain`."""
+    return domain.lower() in _domains
 
 
 def lookup(api_id: str, stage: str) -> ManagementTarget | None:

@@ -17,12 +17,12 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
@@ -58,6 +58,7 @@ from helpers.gateway.display import event_table, sequence_diagram
 from helpers.gateway.eventlog import EventLog
 from helpers.gateway.invoker import FrozenInvocation, Invoker, frozen_now
 from helpers.gateway.lambda_runtime import WorkerPool
+from helpers.gateway.quota import ConnectQuota
 from helpers.gateway.transport import Answer, Transport
 
 
@@ -71,9 +72,10 @@ class _Session:
     finished: deque[Finished] = field(default_factory=deque)  # calls ended, not yet answered
     disconnected: concurrent.futures.Future[None] = field(
         default_factory=concurrent.futures.Future)  # set once $disconnect has finished
+    finish: Callable[[Finished], None] | None = None  # the invoker's `done`, made once
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # fixed once the machine has started (read on every message)
         return self.machine.id
 
 
@@ -87,6 +89,11 @@ class LocalGateway:
     Build one with `from_api` (an API created with boto3 under moto's `mock_aws`) or
     `from_handlers` (plain Python functions), then `start()` it, or use it as a context
     manager. `url` is the socket URL; `log` records everything that happens.
+
+    Options beyond AWS's fixed limits: `clock` (a `VirtualClock` moves time by hand),
+    `max_connections_per_second` (the account's connect-rate quota, off by default: §5),
+    `custom_domain` (the domain name events carry, as behind an API mapping: §1.6).
+    `drop()` plays a network failure or a restarting proxy (docs/aws-behaviour.md §8).
     """
 
     def __init__(
@@ -99,7 +106,8 @@ class LocalGateway:
         idle_timeout: float = defaults.IDLE_TIMEOUT,
         max_lifetime: float = defaults.MAX_LIFETIME,
         clock: Clock | None = None,
-        max_connections_per_second: float | None = None,
+        max_connections_per_second: int | None = None,
+        custom_domain: str | None = None,
         log_size: int = defaults.LOG_SIZE,
         redactor: Redactor | None = None,
     ):
@@ -109,8 +117,9 @@ class LocalGateway:
         self.host, self._requested_port, self.port = host, port, 0
         self.idle_timeout, self.max_lifetime = idle_timeout, max_lifetime
         self.clock: Clock = clock or RealClock()
-        self.max_connections_per_second = max_connections_per_second
-        self._rate_window: list[float] = []
+        self.max_connections_per_second = max_connections_per_second  # None: no quota
+        self._quota: ConnectQuota | None = None
+        self.custom_domain = custom_domain  # events carry it as domainName (§1.6)
         self.log = EventLog(log_size)
         self.redactor = redactor or Redactor()
         self.internal_errors: list[BaseException] = []  # gateway bugs; tests assert it stays empty
@@ -140,10 +149,13 @@ class LocalGateway:
         """Serve an API created through boto3 (`apigatewayv2`, `lambda`) in moto's `mock_aws`.
 
         Only deployed state is live; a later `create_deployment` (or any change on an
-        `AutoDeploy` stage) is picked up by the running gateway without a restart.
+        `AutoDeploy` stage) is picked up by the running gateway without a restart. While the
+        course runs on a real AWS account (`serve_elsewhere`), the stage's stand-in instead.
         """
         from helpers.gateway import moto_source
 
+        if _serve_elsewhere is not None:  # the course runs on a real account: nothing local
+            return _serve_elsewhere(api_id, stage, **options)
         where = {"region": region, "account_id": account_id}
         moto_source.api_config(api_id, stage, **where)  # fail now, with a clear message
         return cls(
@@ -215,7 +227,10 @@ class LocalGateway:
         rev = self._revision_source()
         known = self._configured  # (revision, config): one read, so threads never mix them
         if known is None or known[0] != rev:
-            known = self._configured = (rev, self._config_source())
+            config = self._config_source()
+            if self.custom_domain:
+                config = replace(config, custom_domain=self.custom_domain)
+            known = self._configured = (rev, config)
         return known[1]
 
     @property
@@ -269,6 +284,8 @@ class LocalGateway:
         ready.result(10)
         _running[id(self)] = self
         registry.register(config.api_id, config.stage, self)
+        if self.custom_domain:
+            registry.register_domain(self.custom_domain, self)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -279,6 +296,8 @@ class LocalGateway:
         known = self._last_config
         if known is not None:
             registry.unregister(known.api_id, known.stage, self)
+        if self.custom_domain:
+            registry.unregister_domain(self.custom_domain, self)
         loop, thread = self._loop, self._thread
         if thread.is_alive():
             with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
@@ -289,6 +308,32 @@ class LocalGateway:
         if self._pool is not None:
             self._pool.shutdown(timeout=1.0)
         self._loop = self._thread = None
+
+    def drop(self, *connection_ids: str, code: int | None = None, reason: str = "",
+             timeout: float = 10.0) -> None:
+        """Cut connections (every open one when none is named) as a failure on the way would.
+
+        Without `code` the TCP connection just ends, with no close frame: the client sees
+        1006 and so does `$disconnect` (docs/aws-behaviour.md §8). With `code` (e.g. 1011 or
+        1012) a close frame comes first, as from a proxy or a restarting server. Returns
+        once their `$disconnect` has run.
+        """
+        if self._loop is None:
+            raise RuntimeError("the gateway is not running")
+        wanted = set(connection_ids or self._open)
+
+        async def cut() -> None:
+            sessions = [s for cid, s in list(self._open.items()) if cid in wanted]
+            for session in sessions:
+                if code is None:
+                    session.tcp.abort()
+                else:
+                    self._feed(session, Connection.close_by_gateway, rules.Close(code, reason))
+            waits = [asyncio.wrap_future(s.disconnected) for s in sessions]
+            if waits:
+                await asyncio.wait(waits, timeout=timeout)
+
+        asyncio.run_coroutine_threadsafe(cut(), self._loop).result(timeout + 1)
 
     def __enter__(self) -> LocalGateway:
         return self.start()
@@ -336,7 +381,7 @@ class LocalGateway:
         loop.set_exception_handler(self._loop_error)  # asyncio would print to stderr
         self._loop_thread = threading.get_ident()
         self._invoker = Invoker(loop=loop, loop_thread=self._loop_thread, pool=self._pool,
-                                log=self.log, now=self._now, on_error=self._internal)
+                                log=self.log, now=self.clock.time, on_error=self._internal)
         try:
             self._server = loop.run_until_complete(
                 loop.create_server(self._new_transport, self.host, self._requested_port)
@@ -400,7 +445,7 @@ class LocalGateway:
                 session.machine.config = self.config  # routes as deployed right now
             except Exception as error:  # the API vanished from moto: keep what we had
                 self.log.record(self._now(), "internal", session.id, error=str(error))
-            now = self._now()
+            now = self.clock.time()
             self._execute(session, event(session.machine, *args, now), now)
 
     def _finished(self, session: _Session, finished: Finished) -> None:
@@ -419,7 +464,7 @@ class LocalGateway:
         queue = session.finished
         while queue:
             finished = queue.popleft()
-            now = self._now()
+            now = self.clock.time()
             self._execute(session, session.machine.invocation_finished(finished, now), now)
 
     def _execute(self, session: _Session, actions: list[Action], now: float) -> None:
@@ -430,12 +475,12 @@ class LocalGateway:
             if kind is Record:
                 # A refused handshake has no connection: its entry carries no id to label.
                 cid = "" if action.kind == "reject" else session.id
-                self.log.record(now, action.kind, cid, **action.detail)
+                self.log.add(now, action.kind, cid, action.detail)
             elif kind is Send:
                 data = action.data
                 tcp.send(data, binary=isinstance(data, bytes) and not is_text(data))
             elif kind is Invoke:
-                self._invoker.submit(action.call, session.id, partial(self._finished, session))
+                self._invoker.submit(action.call, session.id, session.finish)
             elif kind is Accept:
                 self._open[session.id] = session
                 tcp.accept(action.headers)
@@ -495,7 +540,8 @@ class LocalGateway:
             return
         machine = Connection(config, handshake, self.idle_timeout, self.max_lifetime)
         tcp.session = session = _Session(tcp, machine)
-        self._feed(session, Connection.start, self._rate_limited())
+        session.finish = partial(self._finished, session)
+        self._feed(session, Connection.start, not self._admit())
 
     def text_received(self, tcp: Transport, data: bytes) -> None:
         if tcp.session is not None:
@@ -518,16 +564,14 @@ class LocalGateway:
         if tcp.session is not None:
             self._feed(tcp.session, Connection.tcp_lost)
 
-    def _rate_limited(self) -> bool:
+    def _admit(self) -> bool:
+        """The connect-rate quota (docs/aws-behaviour.md §5), on the gateway's clock."""
         limit = self.max_connections_per_second
-        if not limit:
-            return False
-        now = time.monotonic()
-        self._rate_window = [t for t in self._rate_window if now - t < 1.0]
-        if len(self._rate_window) >= limit:
+        if limit is None:
             return True
-        self._rate_window.append(now)
-        return False
+        if self._quota is None or self._quota.per_second != limit:
+            self._quota = ConnectQuota(limit)
+        return self._quota.admit(self._now())
 
     # @connections (docs/aws-behaviour.md §6) -------------------------------------------
 
@@ -564,6 +608,17 @@ class LocalGateway:
         if op != "get":
             self.log.record(self._now(), "manage", connection_id, op=op, status=410)
         return connections_api.gone(connection_id)
+
+
+#: Set while the course runs on a real AWS account (helpers.lessons.real_aws): `from_api`
+#: then returns ``factory(api_id, stage, **options)``, the deployed stage's stand-in.
+_serve_elsewhere: Callable[..., Any] | None = None
+
+
+def serve_elsewhere(factory: Callable[..., Any] | None) -> None:
+    """Make `LocalGateway.from_api` answer with `factory` (None: serve locally again)."""
+    global _serve_elsewhere
+    _serve_elsewhere = factory
 
 
 @atexit.register

@@ -68,6 +68,15 @@ class WorkerPool:
         self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._put((future, fn, args, kwargs))
+        return future
+
+    def run(self, fn: Callable[..., Any], /, *args: Any) -> None:
+        """`submit` without a Future, for callers that never read one (the gateway's
+        invoker, once per message): `fn` must deal with its own errors."""
+        self._put((None, fn, args, None))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("WorkerPool is shut down")
@@ -79,8 +88,7 @@ class WorkerPool:
                 self._unclaimed += 1
                 self._start_grower()
                 self._waiting.notify()
-            self._queue.put((future, fn, args, kwargs))
-        return future
+            self._queue.put(item)
 
     def _start_worker(self) -> None:
         """Lock held."""
@@ -145,6 +153,17 @@ class WorkerPool:
                 return
             future, fn, args, kwargs = item
             item = None
+            if future is None:  # from run(): nobody waits for a result
+                # An error is fn's business, as for a Future nobody reads. (Not suppress():
+                # three more calls per message.)
+                try:  # noqa: SIM105
+                    fn(*args)
+                except BaseException:
+                    pass
+                with self._lock:
+                    self._finished()
+                fn = args = None  # type: ignore[assignment]  # drop refs
+                continue
             if not future.set_running_or_notify_cancel():
                 with self._lock:
                     self._finished()
@@ -173,7 +192,7 @@ class WorkerPool:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
+            if item is not None and item[0] is not None:
                 item[0].cancel()
         for _ in threads:
             self._queue.put(None)

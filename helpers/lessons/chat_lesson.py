@@ -1,4 +1,5 @@
-"""Lesson 07's conveniences: read the backend's handlers, show transcripts, drive the load test.
+"""Lesson 07's conveniences: read the backend's handlers, show transcripts, drive the load test,
+and the reconnect check's own room.
 
 The backend itself is `helpers/lessons/capstone/backend/chat.py` (deployed by
 `helpers.lessons.capstone.deploy_chat`); this module only helps the notebook look at it.
@@ -7,14 +8,17 @@ The backend itself is `helpers/lessons/capstone/backend/chat.py` (deployed by
 from __future__ import annotations
 
 import ast
+import itertools
 import json
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from helpers.client import Client
-from helpers.display import CodeView, Table, code_view, table
-from helpers.lessons.capstone import BACKEND
+from helpers.display import CodeView, Redactor, Table, code_view, table
+from helpers.gateway import LocalGateway, VirtualClock
+from helpers.lessons.capstone import BACKEND, deploy_chat
 
 #: What a transcript shows of each message (the server's `time` would differ on every run).
 COLUMNS = ["id", "type", "from", "to", "text", "nick", "members", "error"]
@@ -96,3 +100,75 @@ def run_load(url: str, members: int = 50, messages: int = 10,
             if message.get("text") in sent_at:
                 latencies.append((arrived - sent_at[message["text"]]) * 1000)
     return LoadReport(members, messages, latencies), clients
+
+
+class ReconnectRoom:
+    """The reconnect check's own chat room: a fresh chat API, gateway and virtual clock.
+
+    The check cell imports it rather than using the notebook's gateway, clock and
+    `wait_until`: an answer cell that redefines those (a `wait_until` that digs erin out of
+    its condition and fills in what the check looks for, say) changes nothing here.
+    """
+
+    _runs = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.clock, self.redactor = VirtualClock(), Redactor()
+        chat = deploy_chat(f"reconnect-check-{next(self._runs)}")
+        self.gateway = LocalGateway.from_api(chat.api_id, chat.stage, redactor=self.redactor,
+                                             clock=self.clock).start()
+        self.clients: list[Client] = []
+        self.start = self.clock.time()
+
+    def __enter__(self) -> ReconnectRoom:
+        return self
+
+    def live_through_the_cut(self, chat_class: type) -> object:
+        """erin (a `chat_class`) heartbeats until the 2-hour cut; frank posts twice while she
+        is away and once after she is back. Returns erin, for the check to look at."""
+        erin = chat_class(self.gateway.url, "erin", sleep=lambda s: None,
+                          rng=random.Random(42)).start()
+        self.clients.append(erin.conn)
+        first = self.gateway.connections[-1]
+        while first in self.gateway.connections:          # heartbeats every 5 virtual minutes
+            self.clock.advance(minutes=5)
+            if first in self.gateway.connections:
+                answers = len(erin.conn.messages)
+                erin.heartbeat()
+                wait_until(lambda answers=answers: len(erin.conn.messages) > answers,
+                           what="the heartbeat's answer")
+                erin.poll()
+        erin.conn.wait_closed(timeout=5)
+        frank = Client(self.gateway.url + "?nick=frank", name="frank")
+        self.clients.append(frank)
+        for n, text in enumerate(("erin, while you were away", "one more"), start=1):
+            frank.send_json({"action": "sendmessage", "text": text})
+            frank.wait_for(n)   # his echo: stored, so the two keep this order
+        wait_until(lambda: erin.reconnects
+                   and sum(m.get("from") == "frank" for m in erin.messages) == 2,
+                   step=erin.poll, what="erin back with frank's two messages")
+        self.clients.append(erin.conn)
+        frank.send_json({"action": "sendmessage", "text": "welcome back"})
+        wait_until(lambda: any(m.get("text") == "welcome back" for m in erin.messages),
+                   step=erin.poll, what="the live message after the reconnect")
+        return erin
+
+    def connections(self, nick: str) -> Table:
+        """`nick`'s connections as the gateway saw them: opened, closed, close code."""
+        rows = []
+        for entry in self.gateway.log.entries("connect"):
+            if entry["query"].get("nick") != nick:
+                continue
+            cid = entry.connection_id
+            closed = self.gateway.log.entries("close", connection_id=cid)
+            rows.append({
+                "connection": self.redactor.label(cid, "conn"),
+                "opened": f"T+{(entry.time - self.start) / 3600:.2f} h",
+                "closed": f"T+{(closed[0].time - self.start) / 3600:.2f} h" if closed else "(open)",
+                "code": f"{closed[0]['code']} {closed[0]['reason']}" if closed else ""})
+        return table(rows, title=f"{nick}'s connections, as the gateway saw them")
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self.clients:
+            client.close()
+        self.gateway.stop()

@@ -6,6 +6,14 @@ chain (environment, `~/.aws`, SSO, instance roles), the region from the profile,
 is created until `COURSE_CONFIRM_ACCOUNT` names the account id that `open_account` shows.
 Everything the course creates carries the tag `course=apigw-websockets`, and
 `delete_course_resources` finds it again by that tag, in any order, as often as you like.
+
+Lessons 02-08 use the same switch through `helpers.aws.start_course`: while it is on, every
+boto3 `Create*` call that accepts tags gets the course's tag added on its way out (a botocore
+`before-parameter-build` hook, `add_course_tags`), so the cells stay the plain boto3 calls
+they teach; calls that leave a resource not yet usable on AWS (a new table or function, a
+function update, a role Lambda cannot assume yet) return once it is (`settle`,
+`retry_unassumable_role`); and `LocalGateway.from_api` returns the deployed stage's
+stand-in (`helpers.lessons.real_stage`) instead of starting a local gateway.
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
+from botocore.config import Config
 
 SWITCH = "COURSE_REAL_AWS"
 CONFIRM = "COURSE_CONFIRM_ACCOUNT"
@@ -40,8 +50,16 @@ class Account:
         return f"boto3 talks to {where}: account {self.account_id}, region {self.region}"
 
     def stop(self) -> None:
+        """End the lesson's account. Offline: moto forgets everything. Real: everything the
+        course tagged is deleted (`delete_course_resources`), and the switch's hooks come
+        off. Safe to call again."""
         if self.mock is not None:
             self.mock.stop()
+            return
+        deleted = delete_course_resources()
+        print(f"deleted {len(deleted)} resource(s) tagged {_tag_text()}:",
+              ", ".join(f"{r['kind']} {r['name']}" for r in deleted) or "none left")
+        _unhook()
 
 
 def real_requested(environ: dict[str, str] | None = None) -> bool:
@@ -74,6 +92,143 @@ def open_account(environ: dict[str, str] | None = None) -> Account:
             f"{session.region_name}. If that is right, set {CONFIRM}={account_id} for the "
             "Jupyter server and run this cell again; nothing has been created.")
     return Account(True, account_id, session.region_name)
+
+
+# While the switch is on: tags on everything, waits for what AWS makes ready later ------
+
+def _tag_text() -> str:
+    return ", ".join(f"{k}={v}" for k, v in TAGS.items())
+
+
+def add_course_tags(params: dict, model: Any, **_: Any) -> None:
+    """botocore `before-parameter-build` handler: put the course's tags on a Create* call.
+
+    Whatever the service spells them (`Tags` or `tags`, a map or a list of Key/Value
+    pairs), if the operation's input has such a member; tags the call already has win.
+    Other shapes (a list of `key`/`value`, of strings) are left alone.
+    """
+    shape = model.input_shape
+    if not model.name.startswith("Create") or shape is None:
+        return
+    for key in ("Tags", "tags"):
+        member = shape.members.get(key)
+        if member is None:
+            continue
+        if member.type_name == "map":
+            params[key] = {**TAGS, **params.get(key, {})}
+        elif member.type_name == "list" and {"Key", "Value"} <= set(
+                getattr(member.member, "members", {})):
+            present = params.get(key, [])
+            have = {tag.get("Key") for tag in present}
+            params[key] = [*present, *({"Key": k, "Value": v}
+                                       for k, v in TAGS.items() if k not in have)]
+
+
+def retry_unassumable_role(response: Any, operation: Any, attempts: int,
+                           **_: Any) -> float | None:
+    """botocore `needs-retry` handler: wait 2 s and retry `CreateFunction` while Lambda
+    cannot yet assume a role created a moment ago (IAM is eventually consistent:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html), up to
+    10 attempts. moto never refuses, so offline this never fires."""
+    if operation.name != "CreateFunction" or response is None or attempts >= 10:
+        return None
+    error = response[1].get("Error", {})
+    refused = error.get("Code") == "InvalidParameterValueException" \
+        and "cannot be assumed" in error.get("Message", "")
+    return 2.0 if refused else None
+
+
+#: (service, operation) -> the waiter that says the resource is ready, and its argument.
+_SETTLE = {
+    ("dynamodb", "CreateTable"): ("table_exists", "TableName"),
+    ("lambda", "CreateFunction"): ("function_active_v2", "FunctionName"),
+    ("lambda", "UpdateFunctionCode"): ("function_updated_v2", "FunctionName"),
+    ("lambda", "UpdateFunctionConfiguration"): ("function_updated_v2", "FunctionName"),
+}
+
+
+def settle(parsed: dict, model: Any, **_: Any) -> None:
+    """botocore `after-call` handler: return only once what the call made is ready.
+
+    On AWS a new table is CREATING, a new function Pending, an updated one InProgress for a
+    few seconds; a cell that uses it at once (a handler writing to the table, a second
+    update of the function) would fail. moto is ready at once, so offline this is one read.
+    """
+    service = model.service_model.service_name
+    waiter, key = _SETTLE[(service, model.name)]
+    name = (parsed.get("TableDescription") or parsed).get(key)
+    if "Error" not in parsed and name:
+        boto3.client(service).get_waiter(waiter).wait(**{key: name})
+
+
+_real_on = False  # the hooks are on: lessons 02-08 run on the confirmed real account
+
+
+def offline_only(on_aws: str) -> bool:
+    """For a cell whose demonstration exists only offline (a virtual clock, a forced drop).
+
+    Offline: True, run the cell. On a real account: prints what to do on AWS instead and
+    returns False, so ``if offline_only("..."):`` skips the cell's body visibly.
+    """
+    if _real_on:
+        print("offline only, skipped on AWS:", on_aws)
+    return not _real_on
+
+
+_HOOKS = (("before-parameter-build", add_course_tags, "course-tags"),
+          ("needs-retry.lambda.CreateFunction", retry_unassumable_role, "course-role-retry"),
+          *((f"after-call.{service}.{operation}", settle, f"course-settle-{operation}")
+            for service, operation in _SETTLE))
+
+
+def _hook() -> None:
+    """Register the switch's hooks on boto3's default session (what `boto3.client` uses)."""
+    from helpers.gateway import server
+    from helpers.lessons.real_stage import RealStage
+
+    global _real_on
+    boto3.setup_default_session()  # a fresh session: clients made from now on carry the hooks
+    for event, handler, unique_id in _HOOKS:
+        boto3.DEFAULT_SESSION.events.register(event, handler, unique_id=unique_id)
+    server.serve_elsewhere(RealStage)
+    _real_on = True
+
+
+def _unhook() -> None:
+    global _real_on
+    from helpers.gateway import server
+
+    _real_on = False
+    if boto3.DEFAULT_SESSION is not None:
+        for event, _handler, unique_id in _HOOKS:
+            boto3.DEFAULT_SESSION.events.unregister(event, unique_id=unique_id)
+    server.serve_elsewhere(None)
+
+
+def start_course(environ: dict[str, str] | None = None) -> Account:
+    """The setup cell's account for lessons 02-08: moto offline, or the confirmed real one.
+
+    Real: prints which account and region (nothing is created before `COURSE_CONFIRM_ACCOUNT`
+    names it), deletes what an earlier run of the course left there (as the offline setup
+    starts from an empty account), and turns the hooks on: every Create* call tagged, and
+    `LocalGateway.from_api` answering with the real stage's stand-in. Offline: exactly
+    `start_moto()`, and silent.
+    """
+    from helpers.offline import allow_online
+
+    if not real_requested(environ):
+        _unhook()
+        return open_account(environ)
+    account = open_account(environ)  # raises NotConfirmed (creating nothing) until confirmed
+    allow_online()  # an earlier clean-up cell blocked AWS hosts: this is the way back in
+    print(account.describe())
+    print("cost: API Gateway per message and connection-minute, Lambda per request, DynamoDB "
+          "on demand; cents for a lesson, nothing once the clean-up cell has run")
+    left = delete_course_resources()
+    if left:
+        print(f"deleted {len(left)} resource(s) an earlier run left, tagged {_tag_text()}")
+    _hook()
+    return account
 
 
 # Finding and deleting what the course made --------------------------------------------
@@ -112,9 +267,14 @@ def course_resources() -> list[dict[str, str]]:
 
 
 def delete_course_resources() -> list[dict[str, str]]:
-    """Delete everything `course_resources` finds (APIs first: they call the functions)."""
+    """Delete everything `course_resources` finds (APIs first: they call the functions).
+
+    Deleting a dozen APIs at once can be throttled (TooManyRequestsException), so the API
+    client retries throttled calls with backoff (botocore's standard mode, 10 attempts).
+    """
     deleted = []
-    apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
+    patient = Config(retries={"mode": "standard", "max_attempts": 10})
+    apigw, lam = boto3.client("apigatewayv2", config=patient), boto3.client("lambda")
     dynamodb, iam, logs = boto3.client("dynamodb"), boto3.client("iam"), boto3.client("logs")
     order = {"API": 0, "function": 1, "table": 2, "role": 3}
     for resource in sorted(course_resources(), key=lambda r: order[r["kind"]]):
@@ -158,5 +318,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["CONFIRM", "SWITCH", "TAGS", "Account", "NotConfirmed", "course_resources",
-           "delete_course_resources", "now_ms", "open_account", "real_requested", "recent_logs"]
+__all__ = ["CONFIRM", "SWITCH", "TAGS", "Account", "NotConfirmed", "add_course_tags",
+           "course_resources", "delete_course_resources", "now_ms", "offline_only",
+           "open_account", "real_requested", "recent_logs",
+           "retry_unassumable_role", "settle", "start_course"]

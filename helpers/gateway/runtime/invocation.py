@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import ids
 from ..config import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from . import environ, loading, output
 from .environments import VERSION, EnvironmentPool, ExecutionEnvironment
@@ -134,10 +135,25 @@ def _json_default(obj: Any) -> Any:
 _to_json = json.JSONEncoder(default=_json_default).encode
 
 
-def _request_id() -> str:
-    """A random (version 4) UUID string, like Lambda's request ids; cheaper than uuid4()."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+#: A random (version 4) UUID string, like Lambda's request ids; cheaper than uuid4().
+_request_id = ids.new_uuid
+
+#: Types whose values JSON gives back equal (a `bool` stays a `bool`, a `float` round-trips).
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _marshal(value: Any) -> Any:
+    """The handler's return value as Lambda hands it on: through JSON (raises TypeError or
+    ValueError when it cannot be). A flat object of scalars, what nearly every handler
+    returns, comes back equal from the round trip, so it is copied without one."""
+    if type(value) is dict:
+        scalars = _JSON_SCALARS
+        for key, item in value.items():
+            if type(key) is not str or type(item) not in scalars:
+                break
+        else:
+            return dict(value)
+    return json.loads(_to_json(value))
 
 
 def _utc_stamp() -> str:
@@ -146,7 +162,8 @@ def _utc_stamp() -> str:
 
 
 def _require_installed() -> None:
-    if not (environ.installed() and output.installed()):
+    """Raise unless the process hooks are in place; puts swapped stream proxies back."""
+    if not (output.keep_installed() and environ.installed()):
         raise RuntimeError(
             "The Lambda runtime's process hooks are not installed (os.environ overlay, output "
             "capture): call helpers.gateway.lambda_runtime.install() first."
@@ -303,7 +320,6 @@ class LambdaFunction:
         warm environment serves the call, or a new one starts (its init runs first).
         """
         _require_installed()
-        output.keep_installed()
         environment = self._environments.acquire()
         request_id = _request_id()
         capture = output.Capture(request_id)
@@ -318,7 +334,8 @@ class LambdaFunction:
         timed_out = fit_for_reuse = False
         try:
             handler_fn, init_ms = self._init(environment, outcome)
-            capture.flush_partial()
+            if capture.partial:
+                capture.flush_partial()
             init_lines, capture.lines = capture.lines, []
             deadline = time.monotonic() + self.timeout
             began = time.perf_counter()
@@ -332,7 +349,8 @@ class LambdaFunction:
                     started(running)
                 self._run(handler_fn, payload, context, outcome)
             duration_ms = (time.perf_counter() - began) * 1000
-            capture.flush_partial()
+            if capture.partial:
+                capture.flush_partial()
             timed_out = running.frozen or duration_ms > self.timeout * 1000
             if timed_out:
                 self._time_out(outcome, capture)
@@ -400,7 +418,7 @@ class LambdaFunction:
             self._fail_with(outcome, exc)
             return
         try:
-            outcome.result = json.loads(_to_json(raw))
+            outcome.result = _marshal(raw)
         except (TypeError, ValueError) as exc:
             self._fail(outcome, "Runtime.MarshalError", f"Unable to marshal response: {exc}")
 

@@ -213,14 +213,16 @@ def install() -> None:
         root.addHandler(_log_handler)
 
 
-def keep_installed() -> None:
-    """Put the stream proxies back if something swapped the streams since `install()`."""
+def keep_installed() -> bool:
+    """Put the stream proxies back if something swapped the streams since `install()`;
+    returns whether the routing is installed."""
     if not _installed:
-        return
+        return False
     if not isinstance(sys.stdout, _RoutedStream):
         sys.stdout = _RoutedStream(sys.stdout, "stdout")  # type: ignore[assignment]
     if not isinstance(sys.stderr, _RoutedStream):
         sys.stderr = _RoutedStream(sys.stderr, "stderr")  # type: ignore[assignment]
+    return True
 
 
 def uninstall() -> None:
