@@ -28,11 +28,14 @@ from nbval.plugin import IPyNbCell, IPyNbFile
 #: What a learner's unsolved check may raise (helpers.checks): anything else is a bug.
 FRIENDLY = ("CheckFailed", "NotDoneYet")
 #: The longest test modules (`--durations`: a JupyterLab and browser, an nbgrader course, the
-#: grader on every planted submission, fresh interpreters importing moto), collected first.
-#: `--dist loadscope` hands scopes to workers in collection order: started last, one of them
-#: would keep a worker busy long after the other has finished. The notebooks come next.
+#: grader on every planted submission, every lesson's real-AWS path, a fifty-member chat, moto
+#: under load, fresh interpreters importing moto), collected first.
+#: `--dist loadscope --no-loadscope-reorder` (tasks.py) hands scopes to workers in collection
+#: order: started last, one of them would keep a worker busy long after the other has finished.
+#: The notebooks come next.
 LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/test_grade.py",
-                 "tests/test_patches.py", "tests/test_cli.py")
+                 "tests/test_real_aws_path.py", "tests/test_lesson_chat.py",
+                 "tests/test_moto_dynamodb.py", "tests/test_cli.py", "tests/test_patches.py")
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60

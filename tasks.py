@@ -30,7 +30,9 @@ STAMP = VENV / ".install-stamp"
 STAMP_VERSION = 2
 FIRST_LESSON = "notebooks/00_start_here.ipynb"
 #: pytest-xdist: one worker per core; each notebook (and each test module) stays on one worker.
-PARALLEL = ["-n", "auto", "--dist", "loadscope"]
+#: Scopes are handed out in collection order (conftest.py puts the longest first), not sorted
+#: by their number of tests, xdist's default, which started the longest modules last.
+PARALLEL = ["-n", "auto", "--dist", "loadscope", "--no-loadscope-reorder"]
 QUICK = ["-m", "not notebooks and not browser"]
 
 

@@ -51,4 +51,4 @@ def test_quick_tier_leaves_out_notebooks_and_browser_tests_by_registered_markers
 def test_the_full_suite_is_the_default_and_runs_on_every_core():
     arguments = tasks.pytest_arguments([])
     assert "-m" not in arguments
-    assert arguments[:4] == ["-n", "auto", "--dist", "loadscope"]
+    assert arguments[:5] == ["-n", "auto", "--dist", "loadscope", "--no-loadscope-reorder"]
