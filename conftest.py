@@ -19,6 +19,7 @@ With `--nbval` or `--nbval-lax` on the command line, nbval collects the notebook
 
 from __future__ import annotations
 
+import importlib.util
 from collections import defaultdict
 from pathlib import Path
 
@@ -36,6 +37,12 @@ FRIENDLY = ("CheckFailed", "NotDoneYet")
 LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/test_grade.py",
                  "tests/test_real_aws_path.py", "tests/test_lesson_chat.py",
                  "tests/test_moto_dynamodb.py", "tests/test_cli.py", "tests/test_patches.py")
+#: Long tests that use no fixture of their module: each is a scope of its own, so the other
+#: worker can run it while its module's fixture (a whole graded class) is being built.
+OWN_SCOPE = (
+    "tests/test_grade.py::test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing",
+    "tests/test_grade.py::test_redefining_lesson_08s_helpers_in_an_answer_gains_nothing",
+)
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60
@@ -60,6 +67,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the rest keep their order (testpaths: notebooks first)
+
+
+if importlib.util.find_spec("xdist"):  # a dev dependency: this hook exists only with it
+    def pytest_xdist_make_scheduler(config: pytest.Config, log):
+        """`--dist loadscope`, with the OWN_SCOPE tests as scopes of their own."""
+        if config.getoption("dist") != "loadscope":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class Scheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return nodeid if nodeid in OWN_SCOPE else super()._split_scope(nodeid)
+
+        return Scheduling(config, log)
 
 
 def is_check(cell) -> bool:
