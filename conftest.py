@@ -19,7 +19,6 @@ With `--nbval` or `--nbval-lax` on the command line, nbval collects the notebook
 
 from __future__ import annotations
 
-import importlib.util
 from collections import defaultdict
 from pathlib import Path
 
@@ -69,9 +68,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # stable: the rest keep their order (testpaths: notebooks first)
 
 
-if importlib.util.find_spec("xdist"):  # a dev dependency: this hook exists only with it
+class _OwnScopes:
+    """`--dist loadscope`, with the OWN_SCOPE tests as scopes of their own (an xdist hook)."""
+
+    @staticmethod
     def pytest_xdist_make_scheduler(config: pytest.Config, log):
-        """`--dist loadscope`, with the OWN_SCOPE tests as scopes of their own."""
         if config.getoption("dist") != "loadscope":
             return None
         from xdist.scheduler import LoadScopeScheduling
@@ -81,6 +82,11 @@ if importlib.util.find_spec("xdist"):  # a dev dependency: this hook exists only
                 return nodeid if nodeid in OWN_SCOPE else super()._split_scope(nodeid)
 
         return Scheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # a dev dependency, and `-p no:xdist` exists
+        config.pluginmanager.register(_OwnScopes())
 
 
 def is_check(cell) -> bool:
