@@ -217,3 +217,18 @@ def test_a_slow_earlier_message_holds_the_next_answer_only_until_the_hold_ends()
     assert of(conn.invocation_finished(Finished(fast.call, Outcome.OK, {"body": "fast"}), 2.0),
               Hold)
     assert of(conn.release_held(2.05), Send) == [Send("fast", "reply")]
+
+
+def test_aws_iam_on_connect_refuses_before_any_call_when_the_shell_says_so():
+    routes = {"$connect": Route("$connect", Fn("$connect"), iam_auth=True)}
+    cfg = ApiConfig("abcdefghij", "dev", "$request.body.action", routes)
+    refused = Connection(cfg, Handshake("/dev", [], [], "127.0.0.1", "test",
+                                        iam_refusal=(403, "Missing Authentication Token",
+                                                     "not signed")),
+                         idle_timeout=600, max_lifetime=7200)
+    actions = refused.start(False, 0.0)
+    assert of(actions, Reject) == [Reject(403, "Missing Authentication Token")]
+    assert of(actions, Invoke) == [] and refused.state is State.REFUSED
+    allowed = Connection(cfg, Handshake("/dev", [], [], "127.0.0.1", "test"),
+                         idle_timeout=600, max_lifetime=7200)
+    assert of(allowed.start(False, 0.0), Invoke)[0].call.kind is CallKind.CONNECT

@@ -145,3 +145,34 @@ def test_calls_from_outside_any_handler_are_the_account_owners(chat):
         management.post_to_connection(ConnectionId=connection_id, Data=b"from the owner")
         assert client.recv(timeout=10) == "from the owner"
     assert gateway.log.entries("refused") == []
+
+
+def set_conditional_policy(api, condition) -> None:
+    document = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "execute-api:ManageConnections",
+        "Resource": f"arn:aws:execute-api:us-east-1:123456789012:{api.api_id}/*",
+        "Condition": condition}]}
+    boto3.client("iam").put_role_policy(RoleName=role_name(api), PolicyName="conditional",
+                                        PolicyDocument=json.dumps(document))
+
+
+def test_a_condition_on_keys_the_call_carries_is_evaluated(chat):
+    """docs §7.4: the statement applies only when its Condition holds for the request."""
+    api, gateway = chat
+    revoke_manage_connections(api)
+    set_conditional_policy(api, {"StringEquals": {"aws:RequestedRegion": "us-east-1"},
+                                 "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/iam-*"},
+                                 "Bool": {"aws:SecureTransport": "true"}})
+    assert push_once(gateway) == ("ok", ["pushed"])
+    set_conditional_policy(api, {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}})
+    assert push_once(gateway)[0][:2] == [403, "AccessDeniedException"]
+    assert "Condition did not hold" in gateway.log.entries("refused")[-1]["reason"]
+
+
+def test_a_condition_on_a_key_the_call_lacks_fails_unless_if_exists(chat):
+    api, gateway = chat
+    revoke_manage_connections(api)
+    set_conditional_policy(api, {"StringEquals": {"aws:SourceVpc": "vpc-1"}})
+    assert push_once(gateway)[0][0] == 403
+    set_conditional_policy(api, {"StringEqualsIfExists": {"aws:SourceVpc": "vpc-1"}})
+    assert push_once(gateway) == ("ok", ["pushed"])

@@ -266,3 +266,17 @@ def test_uninstalled_runtime_refuses_to_invoke_and_install_restores_it():
     assert fn.invoke({}).result == "us-east-1"
     assert sum(type(h).__name__ == "_CaptureLogHandler"
                for h in __import__("logging").getLogger().handlers) == 1
+
+
+def test_an_environment_idle_past_its_lifetime_is_retired_not_reused():
+    now = [0.0]
+    fn = LambdaFunction.from_callable(lambda event, context: context.log_stream_name,
+                                      name="reclaimed")
+    reclaim = lambda_runtime.Reclaim(lambda: now[0], idle_lifetime=600)
+    first = fn.invoke({}, reclaim=reclaim)
+    now[0] = 599.0
+    assert fn.invoke({}, reclaim=reclaim).result == first.result  # warm, idle again from 599
+    now[0] = 1199.0
+    later = fn.invoke({}, reclaim=reclaim)
+    assert later.result != first.result and later.init_duration_ms is not None
+    assert fn.idle_environments == 1  # the reclaimed one is gone

@@ -18,7 +18,7 @@ from helpers.aws import (
     lambda_role,
 )
 from helpers.client import Client
-from helpers.gateway import LocalGateway
+from helpers.gateway import LocalGateway, sigv4
 
 ECHO = """
 def lambda_handler(event, context):
@@ -252,8 +252,9 @@ def test_oversized_post_raises_payload_too_large(aws, serve_api):
 def test_unknown_connection_is_gone_over_plain_http(aws, serve_api):
     api = deploy_websocket_api("http", {"$default": ECHO})
     gateway = serve_api(api)
-    request = urllib.request.Request(f"{gateway.http_url}/@connections/bm9wZQ%3D%3D",
-                                     data=b"x", method="POST")
+    url = f"{gateway.http_url}/@connections/bm9wZQ%3D%3D"
+    signed = sigv4.sign("POST", url, b"x", access_key="testing", secret_key="testing")
+    request = urllib.request.Request(url, data=b"x", method="POST", headers=signed)
     with pytest.raises(urllib.error.HTTPError) as gone:
         urllib.request.urlopen(request, timeout=5)
     assert (gone.value.code, gone.value.headers["x-amzn-ErrorType"]) == (410, "GoneException")

@@ -9,10 +9,11 @@ import threading
 import types
 
 import pytest
+import websockets.sync.client
 
 from helpers.aws import deploy_websocket_api
 from helpers.client import Client
-from helpers.gateway import LocalGateway
+from helpers.gateway import LocalGateway, VirtualClock
 
 # A chat-room mistake on purpose: the room's members in a module-level list. The barrier
 # holds two invocations inside the handler at once, so they must be in two environments.
@@ -58,3 +59,31 @@ def test_concurrent_messages_see_separate_module_globals_and_later_ones_reuse_th
     warm = first if later["stream"] == first["stream"] else second
     assert later["stream"] == warm["stream"]
     assert later["members"] == [*warm["members"], "later"]
+
+
+def echo(event, context):
+    return {"statusCode": 200, "body": event["body"]}
+
+
+def test_an_idle_environment_is_reclaimed_and_the_next_call_is_a_cold_start(serve):
+    """§4.3a: Lambda reclaims an environment left idle; here after `environment_idle_lifetime`
+    seconds of the gateway's clock. Driven by the `websockets` library's own client."""
+    clock = VirtualClock()
+    gateway = serve({"$default": echo}, two_way=["$default"], clock=clock,
+                    environment_idle_lifetime=300)
+
+    def call(ws, text: str):
+        ws.send(text)
+        assert ws.recv(timeout=10) == text
+        return gateway.log.invocations("$default")[-1]
+
+    with websockets.sync.client.connect(gateway.url) as ws:
+        cold, warm = call(ws, "one"), call(ws, "two")
+        clock.advance(299)
+        still_warm = call(ws, "three")  # idle 299 s: kept, and idle again from now
+        clock.advance(300)
+        reclaimed = call(ws, "four")
+    reports = [entry["logs"][-1] for entry in (cold, warm, still_warm, reclaimed)]
+    assert ["Init Duration" in report for report in reports] == [True, False, False, True]
+    assert cold["environment"] == warm["environment"] == still_warm["environment"]
+    assert reclaimed["environment"] != cold["environment"]

@@ -15,6 +15,8 @@ import pytest
 import websocket
 from conftest import read_close
 
+from helpers.gateway import sigv4
+
 
 def echo(event, context):
     return {"statusCode": 200, "body": event["body"]}
@@ -50,7 +52,10 @@ def test_websocket_and_connections_api_share_one_port(serve, connect):
     ws = connect(gateway.url)
     [connection_id] = gateway.connections
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
-    conn.request("POST", f"/dev/@connections/{connection_id.replace('=', '%3D')}", body=b"hi")
+    path = f"/dev/@connections/{connection_id.replace('=', '%3D')}"
+    signed = sigv4.sign("POST", f"http://127.0.0.1:{gateway.port}{path}", b"hi",
+                        access_key="testing", secret_key="testing")  # the account owner's
+    conn.request("POST", path, body=b"hi", headers=signed)
     assert conn.getresponse().status == 200
     assert ws.recv() == "hi"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers.gateway.iam_policy import Effect, evaluate, wildcard_match
+from helpers.gateway.iam_policy import Effect, conditions_hold, evaluate, wildcard_match
 
 MANAGE = "execute-api:ManageConnections"
 ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/dev/POST/@connections/Zx9_AbC="
@@ -84,12 +84,73 @@ def test_not_action_and_not_resource_cover_everything_else():
     assert not evaluate([policy(not_here)], MANAGE, ARN).allowed
 
 
-def test_statements_with_a_condition_are_skipped_and_counted():
+def test_a_statement_applies_only_when_its_condition_holds():
     conditional = allow(Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
-    decision = evaluate([policy(conditional)], MANAGE, ARN)
-    assert (decision.effect, decision.skipped) == (Effect.IMPLICIT_DENY, 1)
+    outside = evaluate([policy(conditional)], MANAGE, ARN, {"aws:sourceip": "192.0.2.1"})
+    assert (outside.effect, outside.unmet) == (Effect.IMPLICIT_DENY, 1)
+    assert evaluate([policy(conditional)], MANAGE, ARN, {"aws:SourceIp": "10.1.2.3"}).allowed
     conditional_deny = deny(Condition={"Bool": {"aws:SecureTransport": "false"}})
-    assert evaluate([policy(allow(), conditional_deny)], MANAGE, ARN).allowed
+    assert evaluate([policy(allow(), conditional_deny)], MANAGE, ARN,
+                    {"aws:SecureTransport": "true"}).allowed
+    assert evaluate([policy(allow(), conditional_deny)], MANAGE, ARN,
+                    {"aws:SecureTransport": "false"}).effect is Effect.EXPLICIT_DENY
+
+
+ROLE = "arn:aws:iam::123456789012:role/chat-role"
+REGION, PRINCIPAL, NOW = "aws:RequestedRegion", "aws:PrincipalArn", "aws:CurrentTime"
+EAST = {REGION: "us-east-1"}
+
+
+@pytest.mark.parametrize(("condition", "context", "holds"), [
+    # strings: exact, case-insensitive, wildcards; several values OR, negated NOR
+    ({"StringEquals": {REGION: "us-east-1"}}, EAST, True),
+    ({"StringEquals": {REGION: "US-EAST-1"}}, EAST, False),
+    ({"StringEqualsIgnoreCase": {REGION: "US-EAST-1"}}, EAST, True),
+    ({"StringEquals": {REGION: ["eu-west-1", "us-east-1"]}}, EAST, True),
+    ({"StringNotEquals": {REGION: ["eu-west-1", "us-east-1"]}}, EAST, False),
+    ({"StringNotEquals": {REGION: "eu-west-1"}}, EAST, True),
+    ({"StringLike": {PRINCIPAL: "arn:aws:iam::*:role/chat-*"}}, {PRINCIPAL: ROLE}, True),
+    ({"StringNotLike": {PRINCIPAL: "*:role/chat-*"}}, {PRINCIPAL: ROLE}, False),
+    # condition key names are case-insensitive
+    ({"StringEquals": {"AWS:requestedregion": "us-east-1"}}, EAST, True),
+    # ARNs, part by part
+    ({"ArnLike": {PRINCIPAL: "arn:aws:iam::*:role/*"}}, {PRINCIPAL: ROLE}, True),
+    ({"ArnEquals": {PRINCIPAL: ROLE}}, {PRINCIPAL: ROLE}, True),
+    ({"ArnLike": {PRINCIPAL: "arn:aws:iam::*"}}, {PRINCIPAL: ROLE}, False),
+    ({"ArnNotLike": {PRINCIPAL: "arn:aws:iam::*:role/admin"}}, {PRINCIPAL: ROLE}, True),
+    # Bool, numbers, dates, addresses
+    ({"Bool": {"aws:SecureTransport": True}}, {"aws:SecureTransport": "true"}, True),
+    ({"NumericLessThan": {"aws:EpochTime": "2000000000"}}, {"aws:EpochTime": "1796457600"}, True),
+    ({"DateGreaterThan": {NOW: "2026-01-01T00:00:00Z"}}, {NOW: "2026-12-05T08:00:00Z"}, True),
+    ({"DateLessThan": {NOW: "2026-01-01T00:00:00Z"}}, {NOW: "2026-12-05T08:00:00Z"}, False),
+    ({"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8", "127.0.0.0/8"]}},
+     {"aws:SourceIp": "127.0.0.1"}, False),
+    # a missing key: false, but true for a negated operator, ...IfExists, and Null "true"
+    ({"StringEquals": {"aws:SourceVpc": "vpc-1"}}, {}, False),
+    ({"StringNotEquals": {"aws:SourceVpc": "vpc-1"}}, {}, True),
+    ({"StringEqualsIfExists": {"aws:SourceVpc": "vpc-1"}}, {}, True),
+    ({"StringEqualsIfExists": {"aws:SourceVpc": "vpc-1"}}, {"aws:SourceVpc": "vpc-2"}, False),
+    ({"Null": {"aws:SourceVpc": "true"}}, {}, True),
+    ({"Null": {"aws:SourceVpc": "false"}}, {}, False),
+    ({"Null": {"aws:SourceVpc": "false"}}, {"aws:SourceVpc": "vpc-1"}, True),
+    # multivalued keys
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["team"]}}, {"aws:TagKeys": ["env", "team"]},
+     True),
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}, {"aws:TagKeys": ["env", "team"]},
+     False),
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}, {}, True),
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["team"]}}, {}, False),
+    # several operators and keys: all must hold
+    ({"StringEquals": {REGION: "us-east-1", "aws:PrincipalAccount": "1"},
+      "Bool": {"aws:SecureTransport": "true"}},
+     {REGION: "us-east-1", "aws:PrincipalAccount": "1", "aws:SecureTransport": "true"}, True),
+    ({"StringEquals": {REGION: "us-east-1", "aws:PrincipalAccount": "2"}},
+     {REGION: "us-east-1", "aws:PrincipalAccount": "1"}, False),
+    # an operator IAM does not know cannot hold
+    ({"StringSoundsLike": {REGION: "us-east-1"}}, EAST, False),
+])
+def test_condition_operators(condition, context, holds):
+    assert conditions_hold(condition, context) is holds
 
 
 def test_a_statement_with_no_action_covers_nothing():

@@ -27,9 +27,11 @@ class FakeGateway:
         self.gone: set[str] = set()
 
     def handle_management(
-        self, method: str, connection_id: str, body: bytes
+        self, method: str, connection_id: str, body: bytes, *, url: str = "",
+        headers: dict | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         self.calls.append((method, connection_id, body))
+        self.headers = headers or {}
         if connection_id in self.gone:
             return 410, {"x-amzn-ErrorType": "GoneException"}, b'{"message": null}'
         if method == "GET":

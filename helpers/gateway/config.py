@@ -24,9 +24,10 @@ class Function(Protocol):
     timeout: float  # the function's own Timeout, in seconds
 
     def invoke(self, event: dict[str, Any], *, copy_event: bool = True,
-               started: Any = None) -> Any:
+               started: Any = None, reclaim: Any = None) -> Any:
         """Run the handler; returns a `lambda_runtime.Invocation`. `started(running)` is
-        called just before the handler code runs (the function's timeout counts from it)."""
+        called just before the handler code runs (the function's timeout counts from it);
+        `reclaim` (a `runtime.environments.Reclaim`) says when idle environments go."""
         ...
 
 
@@ -49,6 +50,7 @@ class Route:
     timeout: float = DEFAULT_INTEGRATION_TIMEOUT  # the integration's TimeoutInMillis / 1000
     two_way: bool = False  # RouteResponseSelectionExpression "$default" + a $default route response
     authorizer: Authorizer | None = None  # only ever set on $connect
+    iam_auth: bool = False  # AuthorizationType AWS_IAM: only ever set on $connect (§7.3)
 
 
 @dataclass(frozen=True)

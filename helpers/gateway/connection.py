@@ -196,6 +196,9 @@ class Handshake:
     query: Pairs
     source_ip: str
     user_agent: str | None
+    # AuthorizationType AWS_IAM on $connect (§7.3): the shell checks the signature and the
+    # signer's execute-api:Invoke; a refusal is (status, message, why), else None.
+    iam_refusal: tuple[int, str, str] | None = None
 
 
 @dataclass(eq=False)
@@ -246,6 +249,8 @@ class Connection:
             return self._refuse(429, "Too Many Requests",
                                 "more new connections per second than the gateway allows")
         route = config.routes.get("$connect")
+        if route is not None and route.iam_auth and request.iam_refusal is not None:
+            return self._refuse(*request.iam_refusal)
         if route is None or route.authorizer is None:
             return self._connect(now)
         authorizer = route.authorizer

@@ -104,9 +104,9 @@ def why_refused(decision: iam_policy.Decision, role_arn: str, resource: str) -> 
     all_connections = f"{stage_arn}/*/@connections/*"
     why = (f"no policy of role {role_name} allows it: attach one that allows "
            f"{MANAGE_CONNECTIONS} on {all_connections}")
-    if decision.skipped:
-        why += (f"; {decision.skipped} statement(s) with a Condition were not evaluated "
-                "(the local gateway has no request context for condition keys)")
+    if decision.unmet:
+        why += (f"; {decision.unmet} statement(s) matched but their Condition did not hold "
+                "for this request")
     return why
 
 
@@ -123,3 +123,42 @@ def access_denied(principal_arn: str, resource: str, hint: str = "") -> Answer:
         message += f" ({hint})"
     headers = {"Content-Type": JSON, "x-amzn-ErrorType": "AccessDeniedException"}
     return 403, headers, json.dumps({"Message": message}).encode()
+
+
+# Signatures (docs/aws-behaviour.md §6.3): API Gateway's answers to requests it cannot
+# attribute to anyone. The messages are AWS's; the types are those execute-api sends.
+
+def _forbidden(error_type: str, message: str) -> Answer:
+    return error(403, error_type, message)
+
+
+def missing_token() -> Answer:
+    """An unsigned request."""
+    return _forbidden("MissingAuthenticationTokenException", "Missing Authentication Token")
+
+
+def invalid_token() -> Answer:
+    """A key nobody issued, or one that expired (its execution environment is gone)."""
+    return _forbidden("UnrecognizedClientException",
+                      "The security token included in the request is invalid.")
+
+
+def signature_mismatch() -> Answer:
+    return _forbidden(
+        "InvalidSignatureException",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your AWS Secret Access Key and signing method. Consult the service "
+        "documentation for details.")
+
+
+def incomplete_signature(problem: str) -> Answer:
+    return _forbidden("IncompleteSignatureException", problem)
+
+
+def frozen(connection_id: str) -> Answer:
+    """The emulator's answer to a call from an invocation past its timeout (on AWS the
+    call never happens: the sandbox is frozen)."""
+    return _forbidden(
+        "ForbiddenException",
+        f"Refused: this call to @connections/{connection_id} comes from a Lambda invocation "
+        "past its timeout. On AWS its sandbox is frozen and the call never happens.")

@@ -18,6 +18,10 @@ IDLE_TIMEOUT = 600
 #: The maximum connection duration: 2 hours (§5).
 MAX_LIFETIME = 7200
 
+#: Seconds an execution environment may stay idle before Lambda reclaims it, so that the
+#: next invocation is a cold start (docs/aws-behaviour.md §4.3a: observed, not documented).
+ENVIRONMENT_IDLE_LIFETIME = 600.0
+
 # --- Sizes (docs/aws-behaviour.md §5, §6) ----------------------------------------------------
 
 #: A larger frame closes the connection 1009 (§5).

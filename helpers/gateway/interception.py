@@ -16,10 +16,10 @@ including clients created before this module was imported:
 
 The per-request cost for any other service is one or two substring tests.
 
-A call made from inside a handler is checked against the function's execution role first
-(docs/aws-behaviour.md §6.3): it needs ``execute-api:ManageConnections`` on the call's
-``@connections`` ARN, or boto3 raises ``AccessDeniedException`` (403) and the gateway's log
-records the refusal. Calls from outside any handler are the account owner's: allowed.
+The gateway decides who is calling and what they may do (`callers`, docs/aws-behaviour.md
+§6.3): a call from inside a handler needs its execution role's
+``execute-api:ManageConnections`` on the call's ``@connections`` ARN, or boto3 raises
+``AccessDeniedException`` (403); calls from outside any handler are the account owner's.
 `helpers.gateway.patches` installs the hooks (`install`) and can take them out.
 """
 
@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import io
 import re
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -37,7 +36,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from moto.core.botocore_stubber import BotocoreStubber
 
-from . import connections_api, iam_policy, patches, registry
+from . import patches, registry
 
 _CONNECTIONS_URL = re.compile(
     r"^https?://(?P<api_id>[a-z0-9]+)\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com"
@@ -60,7 +59,8 @@ def _body_bytes(body: Any) -> bytes:
     return data if isinstance(data, bytes) else str(data).encode("utf-8")
 
 
-def answer(method: str, url: str, body: Any) -> tuple[int, dict[str, str], bytes] | None:
+def answer(method: str, url: str, body: Any,
+           headers: Mapping[str, Any] | None = None) -> tuple[int, dict[str, str], bytes] | None:
     """The registered gateway's answer to one @connections request, or None if not ours.
 
     The two classic endpoint mistakes (curriculum questions 1 and 2) get AWS's answers while a
@@ -77,50 +77,8 @@ def answer(method: str, url: str, body: Any) -> tuple[int, dict[str, str], bytes
     if target is None:
         return None
     method, connection_id = method.upper(), unquote(match["connection_id"])
-    refused = _refusal(target, match["region"], match["api_id"], stage, method, connection_id)
-    if refused is not None:
-        return refused
-    return target.handle_management(method, connection_id, _body_bytes(body))
-
-
-def _running_role() -> tuple[str, str] | None:
-    """(execution role ARN, function name) of the handler running on this thread, if any."""
-    runtime = sys.modules.get("helpers.gateway.lambda_runtime")  # not loaded: no handler runs
-    invocation = runtime.current_invocation() if runtime is not None else None
-    if invocation is None or not invocation.function.role:
-        return None
-    return invocation.function.role, invocation.function.name
-
-
-def _refusal(target: Any, region: str, api_id: str, stage: str, method: str,
-             connection_id: str) -> tuple[int, dict[str, str], bytes] | None:
-    """AWS's 403 if the running handler's role may not make this call, else None."""
-    running = _running_role()
-    if running is None:
-        return None
-    role, function_name = running
-    from .moto_gaps import iam  # moto is loaded: a role-bearing function comes from moto
-
-    account = getattr(getattr(target, "config", None), "account_id", None) or role.split(":")[4]
-    resource = connections_api.resource_arn(region, account, api_id, stage, method,
-                                            connection_id)
-    try:
-        documents = iam.role_policy_documents(role)
-    except iam.RoleNotFound:
-        documents, problem = [], f"the execution role {role} does not exist in IAM"
-    else:
-        problem = ""
-    decision = iam_policy.evaluate(documents, connections_api.MANAGE_CONNECTIONS, resource)
-    if decision.allowed:
-        return None
-    if not problem:
-        problem = connections_api.why_refused(decision, role, resource)
-    log, clock = getattr(target, "log", None), getattr(target, "clock", None)
-    if log is not None and clock is not None:
-        log.record(clock.time(), "refused", connection_id, op=method.lower(), status=403,
-                   function=function_name, reason=problem)
-    principal = connections_api.assumed_role_arn(role, function_name)
-    return connections_api.access_denied(principal, resource, problem)
+    return target.handle_management(method, connection_id, _body_bytes(body), url=url,
+                                    headers=headers)
 
 
 _NO_STAGE = re.compile(
@@ -167,7 +125,7 @@ def _aws_response(url: str, result: tuple[int, dict[str, str], bytes]) -> AWSRes
 
 def _wrap_process_request(original: Any) -> Any:
     def process_request(self: BotocoreStubber, request: Any) -> Any:
-        result = answer(request.method, request.url, request.body)
+        result = answer(request.method, request.url, request.body, request.headers)
         return result if result is not None else original(self, request)
 
     return process_request
@@ -175,7 +133,7 @@ def _wrap_process_request(original: Any) -> Any:
 
 def _wrap_send(original: Any) -> Any:
     def _send(self: botocore.endpoint.Endpoint, request: Any) -> Any:
-        result = answer(request.method, request.url, request.body)
+        result = answer(request.method, request.url, request.body, request.headers)
         if result is None:
             return original(self, request)
         return _aws_response(request.url, result)

@@ -32,9 +32,9 @@ from helpers.gateway.connection import Call, CallKind, Finished, Outcome
 from helpers.gateway.eventlog import EventLog
 from helpers.gateway.lambda_runtime import (
     Invocation,
+    Reclaim,
     RunningInvocation,
     WorkerPool,
-    current_invocation,
 )
 
 #: The error type lambda_runtime reports for a handler that returned after its Timeout.
@@ -93,8 +93,9 @@ class Invoker:
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop, loop_thread: int, pool: WorkerPool,
                  log: EventLog, now: Callable[[], float],
-                 on_error: Callable[[BaseException], None]):
+                 on_error: Callable[[BaseException], None], reclaim: Reclaim | None = None):
         self._loop, self._loop_thread, self._pool = loop, loop_thread, pool
+        self._reclaim = reclaim  # when the functions' idle environments go
         self._log, self._now, self._on_error = log, now, on_error
         self._lock = threading.Lock()  # guards `settled` and the deadline heap
         # Deadlines of calls in flight, earliest first, and one loop timer for the earliest.
@@ -199,7 +200,7 @@ class Invoker:
             if not self._settled(pending, in_heap=False):  # _fire popped it
                 return
         if outcome is Outcome.FUNCTION_TIMEOUT and pending.running is not None:
-            pending.running.frozen = True  # refused from now on: handle_management checks it
+            pending.running.frozen = True  # refused from now on (LocalGateway._authorized)
         call = pending.call
         function = call.route.function
         if outcome is Outcome.INTEGRATION_TIMEOUT:
@@ -230,7 +231,8 @@ class Invoker:
             self._log.record(self._now(), "call", pending.connection_id, route=call.route.key,
                              function=function.name)
         try:
-            invocation = function.invoke(call.event, copy_event=False, started=pending.begin)
+            invocation = function.invoke(call.event, copy_event=False, started=pending.begin,
+                                         reclaim=self._reclaim)
         except FrozenInvocation:
             return  # the timeout answered already; what the handler did next never happened
         with self._lock:
@@ -251,8 +253,3 @@ class Invoker:
         except Exception as error:  # a gateway bug: record it, keep serving
             self._on_error(error)
 
-
-def frozen_now() -> bool:
-    """Whether the current thread runs an invocation past its function timeout."""
-    running = current_invocation()
-    return running is not None and running.frozen

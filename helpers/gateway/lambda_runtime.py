@@ -1,7 +1,7 @@
 """Run Lambda handler code in-process, the way AWS's Python runtime (awslambdaric) would.
 
 The public face of `helpers.gateway.runtime` (one concern per module: `environ`, `output`,
-`loading`, `environments`, `invocation`) and of `workers` (the thread pool). Several
+`loading`, `environments`, `credentials`, `invocation`) and of `workers` (the thread pool). Several
 invocations run at once in one process, so three process-wide hooks make it thread-aware:
 the `os.environ` overlay, the stdout/stderr/logging routing and the deployment-package
 import finder. Importing this module installs them (`install()`), as it always has;
@@ -11,6 +11,7 @@ import finder. Importing this module installs them (`install()`), as it always h
 from __future__ import annotations
 
 from .runtime import environ, loading, output
+from .runtime.environments import Reclaim
 from .runtime.invocation import (
     Invocation,
     LambdaContext,
@@ -25,6 +26,7 @@ __all__ = [
     "Invocation",
     "LambdaContext",
     "LambdaFunction",
+    "Reclaim",
     "RunningInvocation",
     "WorkerPool",
     "clear_stray_output",

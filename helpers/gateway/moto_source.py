@@ -250,7 +250,7 @@ class MotoLambda:
         return warm
 
     def invoke(self, event: dict[str, Any], *, copy_event: bool = True,
-               started: Any = None) -> Any:
+               started: Any = None, reclaim: Any = None) -> Any:
         """Run the handler; a function missing from moto, or one whose resource policy does
         not let API Gateway invoke it, is a failed Invocation, as on AWS."""
         try:
@@ -268,7 +268,7 @@ class MotoLambda:
                 f"'arn:aws:execute-api:{self.region}:{self.account_id}:<api-id>/*/<route>').",
                 error_type=rules.INVALID_PERMISSIONS,
             )
-        return runtime.invoke(event, copy_event=copy_event, started=started)
+        return runtime.invoke(event, copy_event=copy_event, started=started, reclaim=reclaim)
 
     def _permitted(self, fn: Any, source_arn: str) -> bool:
         """The resource-policy check, remembered until the next Lambda write."""
@@ -291,7 +291,7 @@ class UnsupportedIntegration:
         self.problem = problem
 
     def invoke(self, event: dict[str, Any], *, copy_event: bool = True,
-               started: Any = None) -> Any:
+               started: Any = None, reclaim: Any = None) -> Any:
         return _failed(self.name, self.problem)
 
 
@@ -375,6 +375,7 @@ def _route(state: moto_gaps.ApiState, route: moto_gaps.RouteState) -> Route:
         two_way=route.route_response_selection_expression == "$default"
         and "$default" in route.route_response_keys,
         authorizer=authorizer,
+        iam_auth=route.route_key == "$connect" and route.authorization_type == "AWS_IAM",
     )
 
 

@@ -8,21 +8,20 @@ the running `LocalGateway` instead of the network. Thread-safe.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 class ManagementTarget(Protocol):
-    """A running gateway, as `interception` uses it.
-
-    Besides `handle_management`, `interception` reads (if present) ``config.account_id`` for
-    the IAM resource ARN and records refusals with ``log.record(clock.time(), "refused", ...)``
-    (docs/aws-behaviour.md §6.3).
-    """
+    """A running gateway, as `interception` uses it."""
 
     def handle_management(
-        self, method: str, connection_id: str, body: bytes
+        self, method: str, connection_id: str, body: bytes, *, url: str = "",
+        headers: Mapping[str, Any] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Answer one @connections call (POST/GET/DELETE): status, headers, body.
+        """Answer one @connections call (POST/GET/DELETE): status, headers, body. `url` and
+        `headers` (botocore's, values str or bytes) are the request's: its signature says
+        who is calling.
 
         Thread-safe; must not be called from the gateway's own event loop thread.
         """

@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import functools
 import itertools
+import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -30,8 +31,9 @@ from urllib.parse import parse_qsl
 from websockets.http11 import Request
 
 from helpers.display import Redactor
-from helpers.gateway import connections_api, defaults, ids, registry
+from helpers.gateway import callers, connections_api, defaults, ids, registry, sigv4
 from helpers.gateway import protocol_rules as rules
+from helpers.gateway.callers import Caller
 from helpers.gateway.clock import Clock, RealClock, TimerHandle, VirtualClock
 from helpers.gateway.config import ApiConfig, Authorizer, Route
 from helpers.gateway.connection import (
@@ -56,8 +58,8 @@ from helpers.gateway.connection import (
 )
 from helpers.gateway.display import event_table, sequence_diagram
 from helpers.gateway.eventlog import EventLog
-from helpers.gateway.invoker import FrozenInvocation, Invoker, frozen_now
-from helpers.gateway.lambda_runtime import WorkerPool
+from helpers.gateway.invoker import FrozenInvocation, Invoker
+from helpers.gateway.lambda_runtime import Reclaim, WorkerPool
 from helpers.gateway.quota import ConnectQuota
 from helpers.gateway.transport import Answer, Transport
 
@@ -91,6 +93,8 @@ class LocalGateway:
     manager. `url` is the socket URL; `log` records everything that happens.
 
     Options beyond AWS's fixed limits: `clock` (a `VirtualClock` moves time by hand),
+    `environment_idle_lifetime` (seconds of the clock before an idle execution environment
+    is reclaimed and the next call is a cold start: §4.3a),
     `max_connections_per_second` (the account's connect-rate quota, off by default: §5),
     `custom_domain` (the domain name events carry, as behind an API mapping: §1.6).
     `drop()` plays a network failure or a restarting proxy (docs/aws-behaviour.md §8).
@@ -105,6 +109,7 @@ class LocalGateway:
         port: int = 0,
         idle_timeout: float = defaults.IDLE_TIMEOUT,
         max_lifetime: float = defaults.MAX_LIFETIME,
+        environment_idle_lifetime: float = defaults.ENVIRONMENT_IDLE_LIFETIME,
         clock: Clock | None = None,
         max_connections_per_second: int | None = None,
         custom_domain: str | None = None,
@@ -116,6 +121,7 @@ class LocalGateway:
         self._configured: tuple[str, ApiConfig] | None = None  # (revision, config)
         self.host, self._requested_port, self.port = host, port, 0
         self.idle_timeout, self.max_lifetime = idle_timeout, max_lifetime
+        self.environment_idle_lifetime = environment_idle_lifetime  # then Lambda reclaims it
         self.clock: Clock = clock or RealClock()
         self.max_connections_per_second = max_connections_per_second  # None: no quota
         self._quota: ConnectQuota | None = None
@@ -358,20 +364,58 @@ class LocalGateway:
         """The recorded flow as a Mermaid sequence diagram (rendered by JupyterLab)."""
         return sequence_diagram(self.log.entries(), redactor=self.redactor, title=title)
 
-    def handle_management(self, method: str, connection_id: str, body: bytes) -> Answer:
-        """Answer one `@connections` call, from any thread (see `registry`).
+    def handle_management(self, method: str, connection_id: str, body: bytes, *,
+                          url: str = "", headers: Mapping[str, Any] | None = None) -> Answer:
+        """Answer one `@connections` call made in this process (see `registry`), from any
+        thread but the gateway's own. `headers` (botocore's) carry the call's signature."""
+        caller = callers.in_process(method, url, headers, body)
+        return self._authorized(caller, method, connection_id, body, url)
 
-        A handler past its function timeout is frozen on AWS: its call never happens. Here
-        it is refused, logged "after timeout", and the handler stops (`FrozenInvocation`).
-        """
-        if frozen_now():
-            self.log.record(self._now(), "manage", connection_id, op=method.lower(),
-                            status="refused: after timeout")
-            raise FrozenInvocation(f"{method} @connections/{connection_id} after the "
-                                   "function's timeout: its sandbox is frozen")
+    def _authorized(self, caller: Caller | Answer, method: str, connection_id: str,
+                    body: bytes, url: str) -> Answer:
+        """The one decision both doors share (docs/aws-behaviour.md §6.3): the account owner
+        may do anything; an invocation past its function timeout nothing (on AWS its sandbox
+        is frozen: the call never happens; logged "after timeout", and a handler calling
+        on its own thread stops there, `FrozenInvocation`); an invocation with an execution
+        role what the role's policies allow."""
+        if not isinstance(caller, Caller):  # no one: the signature is missing or wrong
+            status, _, text = caller
+            self.log.record(self._now(), "refused", connection_id, op=method.lower(),
+                            status=status, reason=json.loads(text)["message"])
+            return caller
+        running = caller.invocation
+        if running is not None:
+            function = running.function
+            if running.frozen:
+                self.log.record(self._now(), "manage", connection_id, op=method.lower(),
+                                status="refused: after timeout", function=function.name)
+                if caller.on_its_thread:
+                    raise FrozenInvocation(f"{method} @connections/{connection_id} after "
+                                           "the function's timeout: its sandbox is frozen")
+                return connections_api.frozen(connection_id)
+            role = getattr(function, "role", None)
+            if role:
+                refused = self._role_refusal(role, function.name, method, connection_id, url)
+                if refused is not None:
+                    return refused
         if self._loop is None or not self.running:
             return connections_api.gone(connection_id)
         return self._management(method, connection_id, body)
+
+    def _role_refusal(self, role: str, function_name: str, method: str, connection_id: str,
+                      url: str) -> Answer | None:
+        config = self.config
+        resource = connections_api.resource_arn(config.region, config.account_id,
+                                                config.api_id, config.stage, method,
+                                                connection_id)
+        problem = callers.role_refusal(role, resource, lambda: callers.request_context(
+            role, config.region, self.clock.time(), url))
+        if problem is None:
+            return None
+        self.log.record(self._now(), "refused", connection_id, op=method.lower(), status=403,
+                        function=function_name, reason=problem)
+        principal = connections_api.assumed_role_arn(role, function_name)
+        return connections_api.access_denied(principal, resource, problem)
 
     # Event loop thread ------------------------------------------------------------------
 
@@ -381,7 +425,8 @@ class LocalGateway:
         loop.set_exception_handler(self._loop_error)  # asyncio would print to stderr
         self._loop_thread = threading.get_ident()
         self._invoker = Invoker(loop=loop, loop_thread=self._loop_thread, pool=self._pool,
-                                log=self.log, now=self.clock.time, on_error=self._internal)
+                                log=self.log, now=self.clock.time, on_error=self._internal,
+                                reclaim=Reclaim(self.clock.time, self.environment_idle_lifetime))
         try:
             self._server = loop.run_until_complete(
                 loop.create_server(self._new_transport, self.host, self._requested_port)
@@ -516,12 +561,16 @@ class LocalGateway:
 
     # Transport events (lock held) ------------------------------------------------------
 
-    def http_request(self, method: str, target: str, body: bytes) -> Answer:
+    def http_request(self, method: str, target: str, body: bytes,
+                     headers: Iterable[tuple[str, str]] = ()) -> Answer:
         """Plain HTTP on the gateway's port: `@connections`, or the 426 for the stage."""
         stage = self.config.stage
         connection_id = connections_api.parse_path(target, stage)
         if connection_id is not None:
-            return self._management(method, connection_id, body)
+            lowered = sigv4.lower_headers(headers)
+            url = f"http://{lowered.get('host') or f'{self.host}:{self.port}'}{target}"
+            caller = callers.over_http(method, url, lowered, body)
+            return self._authorized(caller, method, connection_id, body, url)
         if target.split("?", 1)[0].rstrip("/") == f"/{stage}":
             return rules.upgrade_required()
         return connections_api.not_found(target, stage)
@@ -538,10 +587,23 @@ class LocalGateway:
             self.log.record(self._now(), "reject", "", status=500,
                             message="Internal server error", problem=str(error))
             return
+        connect = config.routes.get("$connect")
+        if connect is not None and connect.iam_auth:
+            handshake = replace(handshake, iam_refusal=self._iam_refusal(config, request, tcp))
         machine = Connection(config, handshake, self.idle_timeout, self.max_lifetime)
         tcp.session = session = _Session(tcp, machine)
         session.finish = partial(self._finished, session)
         self._feed(session, Connection.start, not self._admit())
+
+    def _iam_refusal(self, config: ApiConfig, request: Request,
+                     tcp: Transport) -> tuple[int, str, str] | None:
+        """AuthorizationType AWS_IAM on `$connect` (docs/aws-behaviour.md §7.3)."""
+        headers = sigv4.lower_headers(request.headers.raw_items())
+        url = f"http://{headers.get('host') or f'{self.host}:{self.port}'}{request.path}"
+        resource = (f"arn:aws:execute-api:{config.region}:{config.account_id}:"
+                    f"{config.api_id}/{config.stage}/$connect")
+        return callers.connect_refusal(url, headers, resource, config.region,
+                                       self.clock.time(), tcp.peer_ip)
 
     def text_received(self, tcp: Transport, data: bytes) -> None:
         if tcp.session is not None:

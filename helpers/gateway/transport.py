@@ -43,7 +43,8 @@ class Owner(Protocol):
     """What the transport reports to (the server), always with the connection's lock held
     for WebSocket events."""
 
-    def http_request(self, method: str, target: str, body: bytes) -> Answer: ...
+    def http_request(self, method: str, target: str, body: bytes,
+                     headers: list[tuple[str, str]]) -> Answer: ...
     def upgrade_requested(self, tcp: Transport, request: Request) -> None: ...
     def text_received(self, tcp: Transport, data: bytes) -> None: ...
     def binary_received(self, tcp: Transport) -> None: ...
@@ -113,6 +114,7 @@ class Transport(asyncio.Protocol):
         self.http: h11.Connection | None = h11.Connection(h11.SERVER)
         self.raw: bytearray | None = bytearray()  # the first request's bytes, for an upgrade
         self.target, self.method = "", ""
+        self.headers: list[tuple[str, str]] = []
         self.body = bytearray()
         self.ws: _Framing | None = None
         self.response: Response | None = None  # the 101 to send once $connect says yes
@@ -184,6 +186,8 @@ class Transport(asyncio.Protocol):
                 return
             if isinstance(event, h11.Request):
                 self.method, self.target = event.method.decode(), event.target.decode("latin-1")
+                self.headers = [(name.decode("latin-1"), value.decode("latin-1"))
+                                for name, value in event.headers]
                 self.body = bytearray()
                 if any(name == b"upgrade" and value.lower() == b"websocket"
                        for name, value in event.headers):
@@ -194,7 +198,7 @@ class Transport(asyncio.Protocol):
             elif isinstance(event, h11.EndOfMessage):
                 self.raw = None  # keep-alive requests after the first are never upgrades
                 self._respond(*self.owner.http_request(self.method, self.target,
-                                                       bytes(self.body)))
+                                                       bytes(self.body), self.headers))
                 if self.http.our_state is h11.MUST_CLOSE:
                     self.close()
                     return

@@ -24,8 +24,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from . import loading
+from . import credentials, loading
 from .environ import Overlay
 
 VERSION = "$LATEST"
@@ -48,9 +50,15 @@ class ExecutionEnvironment:
         variables: Callable[[str], Mapping[str, str]],
         code_dir: str | None = None,
         callable_: loading.Handler | None = None,
+        role: str | None = None,
     ) -> None:
         self.log_stream_name = new_log_stream_name()
         self.environ: Overlay = dict(variables(self.log_stream_name))  # writes persist here
+        # The role's credentials, its own (see `credentials`); none without a role.
+        self.credentials = credentials.issue(self) if role else None
+        if self.credentials is not None:
+            self.environ.update(self.credentials.environment())
+        self.running: Any = None  # the invocation it runs or ran last (a RunningInvocation)
         self.package = loading.new_package_name(function_name) if code_dir else None
         self._handler = handler
         self._code_dir = code_dir
@@ -82,37 +90,65 @@ class ExecutionEnvironment:
             loading.unload(self.package)
 
 
+@dataclass(frozen=True)
+class Reclaim:
+    """When idle environments go: after `idle_lifetime` seconds of `now()` without a call.
+
+    On AWS, Lambda keeps an environment "for some time" after an invocation and then
+    reclaims it (docs/aws-behaviour.md §4.3a). `now` is the caller's clock (the gateway's,
+    which a `VirtualClock` moves by hand), read when an invocation ends and when the next
+    one looks for a warm environment."""
+
+    now: Callable[[], float]
+    idle_lifetime: float
+
+
 class EnvironmentPool:
     """A function's idle warm environments; `acquire` starts a new one when none is idle.
 
     Only `release`d environments are reused, so an environment is never shared by two
     invocations at once; `packages` lists the loaded packages of every live environment,
     for the function's finalizer (it must not reference the function or its environments).
+    With a `Reclaim`, an environment idle for longer than its lifetime is retired instead
+    of reused.
     """
 
     def __init__(self, make: Callable[[], ExecutionEnvironment]) -> None:
         self._make = make
-        self._idle: list[ExecutionEnvironment] = []
+        self._idle: list[tuple[ExecutionEnvironment, float]] = []  # (environment, idle since)
         self._lock = threading.Lock()
         self.packages: set[str] = set()
 
-    def acquire(self) -> ExecutionEnvironment:
+    def acquire(self, reclaim: Reclaim | None = None) -> ExecutionEnvironment:
+        expired: list[ExecutionEnvironment] = []
+        found = None
         with self._lock:
+            if reclaim is not None and self._idle:
+                oldest = reclaim.now() - reclaim.idle_lifetime
+                expired = [env for env, since in self._idle if since <= oldest]
+                if expired:
+                    self._idle = [(env, since) for env, since in self._idle if since > oldest]
             if self._idle:
-                return self._idle.pop()  # the most recently used: fewest environments stay warm
+                found = self._idle.pop()[0]  # the most recently used: fewest stay warm
+        for environment in expired:
+            self.retire(environment)
+        if found is not None:
+            return found
         environment = self._make()
         if environment.package is not None:
             with self._lock:
                 self.packages.add(environment.package)
         return environment
 
-    def release(self, environment: ExecutionEnvironment) -> None:
+    def release(self, environment: ExecutionEnvironment, reclaim: Reclaim | None = None) -> None:
         """The invocation is over and the environment is fit to serve another."""
+        since = reclaim.now() if reclaim is not None else 0.0
         with self._lock:
-            self._idle.append(environment)
+            self._idle.append((environment, since))
 
     def retire(self, environment: ExecutionEnvironment) -> None:
-        """The environment must never serve again (init failed, timed out, frozen)."""
+        """The environment must never serve again (init failed, timed out, frozen, idle
+        too long)."""
         environment.retire()
         with self._lock:
             self.packages.discard(environment.package)  # type: ignore[arg-type]

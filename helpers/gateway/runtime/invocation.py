@@ -32,7 +32,7 @@ from typing import Any
 from .. import ids
 from ..config import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 from . import environ, loading, output
-from .environments import VERSION, EnvironmentPool, ExecutionEnvironment
+from .environments import VERSION, EnvironmentPool, ExecutionEnvironment, Reclaim
 
 _REPORTED_MEMORY_MB = 40  # one process cannot attribute memory to a thread; observed on AWS: ~40 MB
 _RUNTIME_DIR = os.path.dirname(__file__)  # our frames are left out of handler tracebacks
@@ -300,6 +300,7 @@ class LambdaFunction:
             variables=self.lambda_environment,
             code_dir=self.code_dir,
             callable_=self._callable,
+            role=self.role,
         )
 
     # -- invoking ---------------------------------------------------------------------
@@ -310,6 +311,7 @@ class LambdaFunction:
         *,
         copy_event: bool = True,
         started: Callable[[RunningInvocation], None] | None = None,
+        reclaim: Reclaim | None = None,
     ) -> Invocation:
         """Run the handler once in the calling thread; return what Lambda would report.
 
@@ -317,13 +319,15 @@ class LambdaFunction:
         builds a fresh JSON-safe event per call and never reads it again (the gateway) may
         skip that copy with `copy_event=False`. `started` is called (on this thread) just
         before the handler code runs: the function's timeout counts from there. An idle
-        warm environment serves the call, or a new one starts (its init runs first).
+        warm environment serves the call, or a new one starts (its init runs first); with
+        `reclaim`, environments idle for longer than its lifetime are gone by then.
         """
         _require_installed()
-        environment = self._environments.acquire()
+        environment = self._environments.acquire(reclaim)
         request_id = _request_id()
         capture = output.Capture(request_id)
         running = RunningInvocation(self, request_id, environment=environment.log_stream_name)
+        environment.running = running  # requests signed with its credentials are this call's
         outcome = Invocation(function_name=self.name, request_id=request_id,
                              environment=environment.log_stream_name)
         saved_capture = output.set_capture(capture)
@@ -353,6 +357,7 @@ class LambdaFunction:
                 capture.flush_partial()
             timed_out = running.frozen or duration_ms > self.timeout * 1000
             if timed_out:
+                running.frozen = True  # whatever still acts for it (a thread it started) too
                 self._time_out(outcome, capture)
             fit_for_reuse = handler_fn is not None and not timed_out
         finally:
@@ -360,7 +365,7 @@ class LambdaFunction:
             environ.set_overlay(saved_overlay)
             _current.running = saved_running
             if fit_for_reuse:
-                self._environments.release(environment)
+                self._environments.release(environment, reclaim)
             else:  # init failed, timed out, frozen, or interrupted: Lambda resets it
                 self._environments.retire(environment)
         outcome.duration_ms = duration_ms

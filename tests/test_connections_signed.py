@@ -1,0 +1,177 @@
+"""@connections over plain HTTP: signed with SigV4, attributed to whoever signed (docs §6.3).
+
+Real gateway, real sockets; the handlers are deployed in moto and push with `requests`,
+signing with botocore's `SigV4Auth` and the credentials Lambda gives their environment,
+as code written for AWS does without boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+import boto3
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from helpers.aws import deploy_websocket_api
+from helpers.client import Client
+from helpers.gateway import sigv4
+from helpers.gateway.runtime import credentials
+
+PUSH_OVER_HTTP = """
+import json, os, time
+from urllib.parse import quote
+
+import boto3
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+def lambda_handler(event, context):
+    ctx, order = event["requestContext"], json.loads(event["body"])
+    time.sleep(order.get("sleep", 0))
+    url = f"{order['endpoint']}/@connections/{quote(ctx['connectionId'], safe='')}"
+    request = AWSRequest(method="POST", url=url, data=b"pushed")
+    SigV4Auth(boto3.Session().get_credentials(), "execute-api",
+              os.environ["AWS_REGION"]).add_auth(request)
+    answer = requests.post(url, data=b"pushed", headers=dict(request.headers), timeout=10)
+    return {"statusCode": 200,
+            "body": json.dumps([answer.status_code, answer.headers.get("x-amzn-ErrorType")])}
+"""
+
+
+def owner_signed(method: str, url: str, body: bytes = b"", secret: str = "testing",
+                 key: str = "testing") -> urllib.request.Request:
+    request = AWSRequest(method=method, url=url, data=body)
+    SigV4Auth(Credentials(key, secret), "execute-api", "us-east-1").add_auth(request)
+    return urllib.request.Request(url, data=body or None, method=method,
+                                  headers=dict(request.headers))
+
+
+def status_of(request: urllib.request.Request) -> tuple[int, str | None, dict]:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, None, {}
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers["x-amzn-ErrorType"], json.loads(refused.read())
+
+
+@pytest.fixture
+def pusher(aws, serve_api):
+    api = deploy_websocket_api("signed", {"$default": PUSH_OVER_HTTP}, two_way=["$default"],
+                               function_timeout=1)
+    return api, serve_api(api)
+
+
+def push(gateway, client: Client, **order) -> list:
+    client.send(json.dumps({"endpoint": gateway.http_url, **order}))
+    received = [client.recv(timeout=15)]
+    while received[-1] == "pushed":
+        received.append(client.recv(timeout=15))
+    return received
+
+
+def test_a_handler_signing_with_its_environments_credentials_may_push(pusher):
+    _, gateway = pusher
+    with Client(gateway.url) as client:
+        assert push(gateway, client) == ["pushed", json.dumps([200, None])]
+    assert gateway.log.entries("refused") == []
+
+
+def test_a_raw_http_call_is_judged_by_the_handlers_role(pusher):
+    api, gateway = pusher
+    role = api.role.rsplit("/", 1)[-1]
+    boto3.client("iam").delete_role_policy(RoleName=role,
+                                           PolicyName=f"manage-connections-{api.api_id}")
+    with Client(gateway.url) as client:
+        assert push(gateway, client) == [json.dumps([403, "AccessDeniedException"])]
+    [refused] = gateway.log.entries("refused")
+    assert refused["function"] == "signed-default" and "no policy of role" in refused["reason"]
+
+
+def test_a_handler_frozen_at_its_timeout_cannot_push_over_http(pusher):
+    _, gateway = pusher
+    with Client(gateway.url) as client:
+        client.send(json.dumps({"endpoint": gateway.http_url, "sleep": 1.5}))  # timeout: 1 s
+        assert json.loads(client.recv(timeout=15))["message"] == "Internal server error"
+        entries = gateway.log.wait_for(lambda es: any(
+            e.kind == "manage" and e["status"] == "refused: after timeout" for e in es))
+    assert not any(e.kind == "send" and e["via"] == "push" for e in entries)
+    assert [e["outcome"] for e in gateway.log.invocations("$default")] == ["function-timeout"]
+
+
+def test_unsigned_is_missing_authentication_token(pusher):
+    _, gateway = pusher
+    with Client(gateway.url):
+        [connection_id] = gateway.connections
+        url = f"{gateway.http_url}/@connections/{quote(connection_id, safe='')}"
+        status = status_of(urllib.request.Request(url, data=b"x", method="POST"))
+        assert status == (403, "MissingAuthenticationTokenException",
+                          {"message": "Missing Authentication Token"})
+        assert status_of(owner_signed("POST", url, b"x"))[0] == 200  # the account owner
+    assert gateway.log.entries("refused")[0]["reason"] == "Missing Authentication Token"
+
+
+def test_a_forged_or_expired_environment_key_is_refused(pusher):
+    _, gateway = pusher
+    with Client(gateway.url) as client:
+        push(gateway, client)  # one environment now holds a key
+        [connection_id] = gateway.connections
+        url = f"{gateway.http_url}/@connections/{quote(connection_id, safe='')}"
+        [key] = [k for k in credentials._holders if k.startswith(credentials.PREFIX)][-1:]
+        forged = status_of(owner_signed("POST", url, b"x", key=key, secret="guessed"))
+        assert forged[:2] == (403, "InvalidSignatureException")
+        assert forged[2]["message"].startswith("The request signature we calculated does not")
+        unknown = status_of(owner_signed("POST", url, b"x", key=credentials.PREFIX + "Z" * 14))
+        assert unknown[:2] == (403, "UnrecognizedClientException")
+
+
+def test_sigv4_checks_what_botocore_signs_header_and_query_forms():
+    creds = Credentials("ASIAEXAMPLE", "secret", "token")
+    url = "http://127.0.0.1:8080/dev/@connections/Zx9%3D?x=1"
+    request = AWSRequest(method="POST", url=url, data=b"hello")
+    SigV4Auth(creds, "execute-api", "eu-west-1").add_auth(request)
+    headers = sigv4.lower_headers([*request.headers.items(), ("Host", "127.0.0.1:8080")])
+    signature = sigv4.parse(headers, "x=1")
+    assert (signature.access_key, signature.region, signature.service) == (
+        "ASIAEXAMPLE", "eu-west-1", "execute-api")
+    assert sigv4.matches(signature, "secret", "POST", url, headers, b"hello")
+    assert not sigv4.matches(signature, "secret", "POST", url, headers, b"hellO")
+    assert not sigv4.matches(signature, "other", "POST", url, headers, b"hello")
+    assert not sigv4.matches(signature, "secret", "DELETE", url, headers, b"hello")
+    assert sigv4.parse({"host": "h"}, "") is None
+    with pytest.raises(sigv4.Malformed):
+        sigv4.parse({"authorization": "AWS4-HMAC-SHA256 Credential=x/y"}, "")
+
+
+def test_a_role_bearing_environment_holds_its_own_credentials(aws):
+    from helpers.gateway.runtime.environments import ExecutionEnvironment
+
+    def make(role):
+        return ExecutionEnvironment(function_name="f", handler="m.h", role=role,
+                                    variables=lambda stream: {}, callable_=lambda e, c: None)
+
+    first, second = make("arn:aws:iam::123456789012:role/r"), make("arn:aws:iam::1:role/r")
+    assert first.environ["AWS_ACCESS_KEY_ID"].startswith("ASIA")
+    assert first.environ["AWS_ACCESS_KEY_ID"] != second.environ["AWS_ACCESS_KEY_ID"]
+    assert credentials.holder(first.environ["AWS_ACCESS_KEY_ID"])[0] is first
+    assert "AWS_ACCESS_KEY_ID" not in make(None).environ  # no role: the process's own
+
+
+def test_boto3_answered_in_process_is_judged_by_its_signature_too(pusher):
+    """Outside any handler, the in-process door reads the same signature as plain HTTP."""
+    _, gateway = pusher
+    expired = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.callback_url,
+                           aws_access_key_id=credentials.PREFIX + "Z" * 14,
+                           aws_secret_access_key="whatever")
+    with Client(gateway.url):
+        [connection_id] = gateway.connections
+        with pytest.raises(expired.exceptions.ClientError) as error:
+            expired.post_to_connection(ConnectionId=connection_id, Data=b"x")
+    assert error.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
