@@ -27,6 +27,21 @@ from nbval.plugin import IPyNbCell, IPyNbFile
 
 #: What a learner's unsolved check may raise (helpers.checks): anything else is a bug.
 FRIENDLY = ("CheckFailed", "NotDoneYet")
+#: The longest test modules (`--durations`: a JupyterLab and browser, an nbgrader course, the
+#: grader on every planted submission, every lesson's real-AWS path, a fifty-member chat, moto
+#: under load, fresh interpreters importing moto), collected first.
+#: `--dist loadscope --no-loadscope-reorder` (tasks.py) hands scopes to workers in collection
+#: order: started last, one of them would keep a worker busy long after the other has finished.
+#: The notebooks come next.
+LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/test_grade.py",
+                 "tests/test_real_aws_path.py", "tests/test_lesson_chat.py",
+                 "tests/test_moto_dynamodb.py", "tests/test_cli.py", "tests/test_patches.py")
+#: Long tests that use no fixture of their module: each is a scope of its own, so the other
+#: worker can run it while its module's fixture (a whole graded class) is being built.
+OWN_SCOPE = (
+    "tests/test_grade.py::test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing",
+    "tests/test_grade.py::test_redefining_lesson_08s_helpers_in_an_answer_gains_nothing",
+)
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60
@@ -42,6 +57,36 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Fil
     if folder == root / "notebooks" and (root / "solutions" / file_path.name).exists():
         return LearnerNotebook.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(config.rootpath).as_posix() if item.path.is_relative_to(
+            config.rootpath) else ""
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order (testpaths: notebooks first)
+
+
+class _OwnScopes:
+    """`--dist loadscope`, with the OWN_SCOPE tests as scopes of their own (an xdist hook)."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config: pytest.Config, log):
+        if config.getoption("dist") != "loadscope":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class Scheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return nodeid if nodeid in OWN_SCOPE else super()._split_scope(nodeid)
+
+        return Scheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # a dev dependency, and `-p no:xdist` exists
+        config.pluginmanager.register(_OwnScopes())
 
 
 def is_check(cell) -> bool:

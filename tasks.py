@@ -7,8 +7,8 @@
 Each command works first, alone, on a fresh clone: it creates `.venv` and installs the
 repository into it (again only when pyproject.toml changed). `lab` installs what the notebooks
 need; `test` adds the dev extra. Installs use uv when pip can fetch it from the package index
-(it downloads in parallel and resolves in a blink), and pip alone otherwise. Extra arguments go
-to JupyterLab or pytest.
+(it downloads in parallel and resolves in a blink), and pip alone otherwise; then everything in
+.venv is byte-compiled. Extra arguments go to JupyterLab or pytest.
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".install-stamp"
+#: Bumped when an install step is added, so that an existing .venv gets it too.
+STAMP_VERSION = 2
 FIRST_LESSON = "notebooks/00_start_here.ipynb"
 #: pytest-xdist: one worker per core; each notebook (and each test module) stays on one worker.
-PARALLEL = ["-n", "auto", "--dist", "loadscope"]
+#: Scopes are handed out in collection order (conftest.py puts the longest first), not sorted
+#: by their number of tests, xdist's default, which started the longest modules last.
+PARALLEL = ["-n", "auto", "--dist", "loadscope", "--no-loadscope-reorder"]
 QUICK = ["-m", "not notebooks and not browser"]
 
 
@@ -85,7 +89,8 @@ def ensure_environment(extras: tuple[str, ...] = ()) -> None:
         sys.exit(f"Python >= 3.11 is needed; this is {sys.version.split()[0]}.")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     done = _installed()
-    if (BIN / "python").exists() and done.get("pyproject") == wanted:
+    current = done.get("pyproject") == wanted and done.get("version") == STAMP_VERSION
+    if (BIN / "python").exists() and current:
         if set(extras) <= set(done.get("extras", ())):
             return
         extras = tuple(sorted({*extras, *done.get("extras", ())}))
@@ -98,7 +103,22 @@ def ensure_environment(extras: tuple[str, ...] = ()) -> None:
         _run(uv, "pip", "install", "--quiet", "--python", BIN / "python", "-e", target, "pip")
     else:
         _run(*_venv_pip(), "install", "--quiet", "-e", target)
-    STAMP.write_text(json.dumps({"pyproject": wanted, "extras": sorted(extras)}))
+    _compile_bytecode()
+    STAMP.write_text(json.dumps({"pyproject": wanted, "extras": sorted(extras),
+                                 "version": STAMP_VERSION}))
+
+
+def _compile_bytecode() -> None:
+    """Byte-compile every package in .venv, once per install.
+
+    uv installs no .pyc files, and where PYTHONDONTWRITEBYTECODE is set (many containers and CI
+    images) Python never caches them: every process, each notebook kernel and test subprocess,
+    would compile botocore, moto and Jupyter from source again, seconds each time."""
+    purelib = subprocess.run(
+        [BIN / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True).stdout.strip()
+    _run(BIN / "python", "-m", "compileall", "-q", "-j", "0", purelib, stdout=subprocess.DEVNULL,
+         check=False)  # a file that does not compile is only left uncached
 
 
 def lab(args: list[str]) -> None:

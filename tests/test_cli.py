@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import websocket
+
+from helpers.gateway.__main__ import StopSignals
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,9 +133,16 @@ def test_an_unknown_host_is_reported_before_the_api_is_built() -> None:
     assert "moto" not in {m.split(".")[0] for m in _imported(result.stderr)}
 
 
-def test_ctrl_c_during_start_up_exits_quietly() -> None:
+#: How the CLI may inherit SIGINT: as Python starts it, or ignored, as a script's background
+#: job (`cmd &`) gets it, and so every process a test runner started that way starts.
+INHERITED_SIGINT = {"default": [], "ignored": ["sh", "-c", 'trap "" INT; exec "$@"', "sh"]}
+
+
+@pytest.mark.parametrize("inherited", INHERITED_SIGINT)
+def test_ctrl_c_during_start_up_exits_quietly(inherited: str) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-X", "importtime", "-m", "helpers.gateway", "--port", "0"],
+        [*INHERITED_SIGINT[inherited], sys.executable, "-X", "importtime", "-m",
+         "helpers.gateway", "--port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -148,6 +158,31 @@ def test_ctrl_c_during_start_up_exits_quietly() -> None:
     assert "Traceback" not in err
     assert _messages(err) == ["Interrupted before the gateway started."]
     assert "WebSocket URL" not in out
+
+
+def test_a_ctrl_c_a_library_swallowed_during_start_up_still_stops_it() -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        signals = StopSignals()
+        with contextlib.suppress(KeyboardInterrupt):  # as a careless library might
+            signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            signals.serve()
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+
+
+def test_once_serving_a_signal_only_asks_the_loop_to_stop() -> None:
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        signals = StopSignals()
+        signals.serve()
+        signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt
+        assert signals.requested.is_set()
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
 
 
 def test_log_shows_handler_log_lines_and_shortens_long_bodies(served_with_log) -> None:

@@ -196,15 +196,9 @@ def lab_url():
             shutil.rmtree(made, ignore_errors=True)  # JupyterLab's, from opening notebooks
 
 
-def _stop_kernels(url: str, paths: list[str]) -> None:
-    """Opening a notebook starts its kernel; nothing here runs code, so stop them."""
+def _sessions(url: str) -> list[dict]:
     with urllib.request.urlopen(f"{url}/api/sessions", timeout=10) as response:
-        sessions = json.loads(response.read())
-    for session in sessions:
-        if session["path"] in paths:
-            request = urllib.request.Request(f"{url}/api/sessions/{session['id']}",
-                                             method="DELETE")
-            urllib.request.urlopen(request, timeout=10).close()
+        return json.loads(response.read())
 
 
 def _inspect(page, path: str) -> list[str]:
@@ -255,6 +249,14 @@ def _write_probe(path: Path) -> None:
                                 "nbformat_minor": 5}))
 
 
+#: Nothing here runs code: notebooks open without a kernel (a kernel per notebook cost more
+#: CPU than rendering it), as when JupyterLab has no kernel to offer.
+NO_KERNELS = """() => {
+  const factory = window.jupyterapp.docRegistry.getWidgetFactory('Notebook');
+  Object.defineProperty(factory, 'preferKernel', {value: false});
+  Object.defineProperty(factory, 'canStartKernel', {value: false});
+}"""
+
 #: Show one notebook in a loaded JupyterLab: close what is open (no save dialogs: nothing is
 #: saved), then open `path` without waiting for it.
 OPEN = """(path) => {
@@ -283,6 +285,7 @@ def reports(lab_url) -> dict[str, list[str]]:
             page.goto(f"{lab_url}/doc/workspaces/test-{i}?reset")
             page.wait_for_function("() => window.jupyterapp", timeout=RENDER_TIMEOUT_MS)
             page.evaluate("async () => { await window.jupyterapp.restored; }")
+            page.evaluate(NO_KERNELS)
             pages.append(page)
         for start in range(0, len(everything), len(pages)):
             batch = everything[start:start + len(pages)]
@@ -290,7 +293,7 @@ def reports(lab_url) -> dict[str, list[str]]:
                 page.evaluate(OPEN, path)
             for path, page in zip(batch, pages, strict=False):
                 found[path] = _inspect(page, path)
-            _stop_kernels(lab_url, batch)
+    assert _sessions(lab_url) == [], "opening a notebook started a kernel"
     print(f"JupyterLab screenshots of {len(found)} notebooks in {ARTIFACTS}")
     return found
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import runpy
 import tomllib
 from pathlib import Path
 
@@ -51,4 +52,14 @@ def test_quick_tier_leaves_out_notebooks_and_browser_tests_by_registered_markers
 def test_the_full_suite_is_the_default_and_runs_on_every_core():
     arguments = tasks.pytest_arguments([])
     assert "-m" not in arguments
-    assert arguments[:4] == ["-n", "auto", "--dist", "loadscope"]
+    assert arguments[:5] == ["-n", "auto", "--dist", "loadscope", "--no-loadscope-reorder"]
+
+
+def test_the_scheduling_hints_name_tests_that_exist():
+    """conftest.py's LONGEST_FIRST and OWN_SCOPE go stale silently when a test moves."""
+    hints = runpy.run_path(str(ROOT / "conftest.py"))
+    for path in hints["LONGEST_FIRST"]:
+        assert (ROOT / path).is_file(), path
+    for nodeid in hints["OWN_SCOPE"]:
+        path, name = nodeid.split("::")
+        assert f"def {name}(" in (ROOT / path).read_text(), nodeid

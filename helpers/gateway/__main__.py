@@ -150,11 +150,40 @@ def failure_line(entry: Any) -> str | None:
     return None
 
 
-def serve(args: argparse.Namespace) -> int:
+class StopSignals:
+    """Ctrl-C (SIGINT), from the very start, and SIGTERM once serving: the CLI's own handler.
+
+    Installed before anything heavy is imported, so Ctrl-C always works the same way, even when
+    the CLI inherited SIGINT ignored (a background job of a script, or of a test runner that
+    was one): while the API is being built, it interrupts the build (KeyboardInterrupt); once
+    the gateway serves, it only asks the main loop to stop. A Ctrl-C that some library caught
+    during start-up is remembered all the same (`requested`)."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.serving = False
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.requested.set()
+        if not self.serving:
+            raise KeyboardInterrupt
+
+    def serve(self) -> None:
+        """From now on a signal only sets `requested`; raises KeyboardInterrupt if one came
+        during start-up."""
+        self.serving = True
+        signal.signal(signal.SIGTERM, self._handle)
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+
+
+def serve(args: argparse.Namespace, signals: StopSignals) -> int:
     """Build the API, serve it until SIGINT/SIGTERM, and stop cleanly (exit status 0)."""
     from helpers.aws import start_moto
     from helpers.gateway import LocalGateway
     from helpers.gateway.demo_chat import create_chat_api
+    from helpers.gateway.server import stop_all
 
     options = {}
     if args.idle_timeout is not None:
@@ -167,22 +196,16 @@ def serve(args: argparse.Namespace) -> int:
         gateway = LocalGateway.from_api(
             api_id, args.stage, host=args.host, port=args.port, **options
         ).start()
+        signals.serve()
     except OSError as error:  # the port was taken between our check and the gateway's bind
         print(f"Cannot listen on {args.host}:{args.port}: {error}. Try --port 0.",
               file=sys.stderr)
         mock.stop()
         return EXIT_PORT_BUSY
     except BaseException:
+        stop_all()  # the gateway, if it started before the interruption
         mock.stop()
         raise
-
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        stop.set()  # only set a flag: the loop below does the stopping
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
 
     example = json.dumps({"action": "sendmessage", "data": "hello"})
     print(f"WebSocket URL:   {gateway.url}", flush=True)
@@ -193,7 +216,7 @@ def serve(args: argparse.Namespace) -> int:
 
     seen = 0
     try:
-        while not stop.wait(0.2):
+        while not signals.requested.wait(0.2):
             for entry in gateway.log:
                 if entry.seq <= seen:
                     continue
@@ -211,11 +234,12 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        signals = StopSignals()
         problem = port_problem(args.host, args.port)
         if problem is not None:
             print(problem, file=sys.stderr)
             return EXIT_PORT_BUSY
-        return serve(args)
+        return serve(args, signals)
     except KeyboardInterrupt:  # Ctrl-C while moto and the API were being built
         print("Interrupted before the gateway started.", file=sys.stderr)
         return EXIT_INTERRUPTED
