@@ -47,6 +47,25 @@ def command(argv: Sequence[str]) -> list[str]:
     return [*UNSHARE, *argv] if namespaces_available() else list(argv)
 
 
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+
+
+def enter_namespaces() -> None:
+    """What `unshare --user --map-root-user --pid --mount --propagation private` does, in this
+    (single-threaded) process: its next child is PID 1 of a new PID namespace. Raises OSError.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    for name, line in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                       ("gid_map", f"0 {gid} 1")):
+        Path(f"/proc/self/{name}").write_text(line)
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+
+
 def become_subreaper() -> None:
     """Orphaned descendants are re-parented to this process (Linux), so we can reap them."""
     with contextlib.suppress(OSError, AttributeError):
