@@ -26,6 +26,7 @@ import nbformat
 
 from helpers.grade import feedback, sandbox
 from helpers.grade.steps import (
+    KERNEL_DID_NOT_START,
     NOT_NOTEBOOK,
     NotANotebook,
     Part,
@@ -33,7 +34,6 @@ from helpers.grade.steps import (
     restore_checks,
     score,
 )
-from helpers.grade.worker import KERNEL_DID_NOT_START
 from helpers.grade.zygote import Zygote, ZygoteUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,14 +24,14 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
+from traitlets.config import Config
 
 from helpers.grade import sandbox
 from helpers.grade.forked_kernel import KernelStub, StubKernelManager
-from helpers.grade.steps import NOT_RUN, limit_output
+from helpers.grade.steps import KERNEL_DID_NOT_START, NOT_RUN, limit_output
 
 PROBE_TIMEOUT = 10  # seconds a kernel has to answer after an interrupt
 STARTUP_TIMEOUT = 300  # seconds a kernel has to start: generous, a loaded machine is slow
-KERNEL_DID_NOT_START = "kernel did not start"
 
 
 class KernelDidNotStart(RuntimeError):
@@ -86,8 +86,11 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, cell_timeout: float,
     """Run `nb` in place; return a notebook-wide problem ("kernel died ..."), or None.
 
     The kernel is a fresh `python -m ipykernel_launcher`, or `stub` (forked beforehand, see
-    `forked_kernel`). A kernel that does not start raises KernelDidNotStart.
+    `forked_kernel`). A kernel that does not start raises KernelDidNotStart. It talks over
+    Unix sockets beside `cwd`, not TCP ports: with several kernels starting at once a port
+    found free can be taken before the kernel binds it (a kernel that fails to start).
     """
+    sockets = {"transport": "ipc", "ip": str(cwd.parent / "kernel")}
     client = _Client(
         nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
         interrupt_on_timeout=True, record_timing=False, raise_on_iopub_timeout=False,
@@ -95,7 +98,8 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, cell_timeout: float,
         iopub_timeout=5, shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd)}},
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
         startup_timeout=STARTUP_TIMEOUT,
-        km=StubKernelManager(stub, kernel_name="python3") if stub is not None else None,
+        config=Config({"KernelManager": sockets}),
+        km=StubKernelManager(stub, kernel_name="python3", **sockets) if stub else None,
     )
     deadline = time.monotonic() + total_timeout
     problem: str | None = None
