@@ -74,6 +74,18 @@ def fresh_worker(helpers_dir: Path) -> Runner:
     return run
 
 
+def forked_worker(zygote: Zygote, fallback: Runner) -> Runner:
+    """Run each notebook in a fork of `zygote`; should the zygote stop, in `fallback`."""
+    def run(notebook: bytes, cell_timeout: float,
+            total_timeout: float) -> tuple[int | None, bytes, bytes]:
+        try:
+            return zygote.run(notebook, cell_timeout, total_timeout)
+        except ZygoteUnavailable as error:
+            print(f"grading without a zygote: {error}", file=sys.stderr)
+            return fallback(notebook, cell_timeout, total_timeout)
+    return run
+
+
 def grade_one(job: Job, solution: nbformat.NotebookNode, run: Runner,
               cell_timeout: float, total_timeout: float) -> Result:
     """Grade one submission; never raises for anything the submission does.
@@ -177,7 +189,7 @@ def grade(submissions: Path, out: Path, *, solutions: Path = ROOT / "solutions",
         run = fresh_worker(helpers_dir)
         if zygote and work:
             try:
-                run = stack.enter_context(Zygote(helpers_dir)).run
+                run = forked_worker(stack.enter_context(Zygote(helpers_dir)), run)
             except ZygoteUnavailable as error:
                 print(f"grading without a zygote: {error}", file=sys.stderr)
         with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:

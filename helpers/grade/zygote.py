@@ -233,6 +233,10 @@ class Zygote:
                 connection.connect(self.address)
                 socket.send_fds(connection, [request.encode()],
                                 [notebook.fileno(), out_write, err_write])
+            except OSError as error:  # the zygote is gone
+                os.close(out_read)
+                os.close(err_read)
+                raise ZygoteUnavailable(f"the zygote stopped ({error})") from error
             finally:
                 os.close(out_write)
                 os.close(err_write)
@@ -240,8 +244,10 @@ class Zygote:
             if not finished:
                 connection.sendall(b"kill\n")
             status = _read_until(connection.fileno(), time.monotonic() + 60)
-        code = int(status) if status.strip().lstrip(b"-").isdigit() else None
-        return (code if finished else None), out, err
+        if not finished:
+            return None, out, err
+        # the worker's reply is on stdout; an exit code the zygote could not send is not a timeout
+        return int(status) if status.strip().lstrip(b"-").isdigit() else 1, out, err
 
     def close(self) -> None:
         """Stop the zygote (it kills any worker still running) and remove its folder."""
