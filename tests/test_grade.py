@@ -253,7 +253,9 @@ KERNEL_FACTS = """
 import json, os, sys
 print(json.dumps({"pgid_is_pid": os.getpgid(0) == os.getpid(), "cwd": os.getcwd(),
                   "preloaded": "moto" in sys.modules and "boto3" in sys.modules,
-                  "grader_helpers": sorted(n for n in sys.modules if n.startswith("helpers"))}))
+                  "helpers_from_elsewhere": sorted(  # the grader's own, say
+                      n for n, m in sys.modules.items() if n.partition(".")[0] == "helpers"
+                      and not (m.__file__ or "").startswith(os.environ["PYTHONPATH"]))}))
 """
 LEAVES_A_SERVER = f"""
 import http.server, json, subprocess, sys, threading
@@ -276,9 +278,9 @@ def _printed(cell: dict) -> dict:
 @pytest.mark.notebooks
 @pytest.mark.timeout(600)
 def test_zygote_kernels_are_preloaded_forks_that_leave_nothing_behind(tmp_path: Path) -> None:
-    """A kernel forked from the zygote has moto and boto3 loaded but none of the grader's
-    helpers modules, runs in its own process group and folder, imports helpers from its own
-    copy; the server, process and /tmp file it left are gone once its notebook is graded."""
+    """A kernel forked from the zygote has moto and boto3 loaded, no helpers module from
+    elsewhere than its own copy of helpers/ (none of the grader's), its own process group and
+    folder; the server, process and /tmp file it left are gone once its notebook is graded."""
     import json
     import shutil
     import socket
@@ -295,7 +297,7 @@ def test_zygote_kernels_are_preloaded_forks_that_leave_nothing_behind(tmp_path: 
     reply = json.loads(out)
     assert reply["started"] and reply["problem"] is None
     facts, left = (_printed(cell) for cell in reply["notebook"]["cells"])
-    assert facts["preloaded"] and facts["pgid_is_pid"] and facts["grader_helpers"] == []
+    assert facts["preloaded"] and facts["pgid_is_pid"] and facts["helpers_from_elsewhere"] == []
     assert Path(facts["cwd"]).name == "work" and Path(facts["cwd"]).parent.name.startswith("grade-")
     assert left["checks"] == str(Path(facts["cwd"]).parent / "lib" / "helpers" / "checks.py")
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", left["port"]), 5):
@@ -378,3 +380,40 @@ def test_a_kernel_that_does_not_start_is_tried_once_more(tmp_path: Path) -> None
     parts = grade_one(job, solution, never, 30, 120).parts
     assert {p.status for p in parts} == {"kernel did not start"}
     assert all("tried 2 times" in p.message and p.points == 0 for p in parts)
+
+
+REMOVES_THE_SEALS_HOOK = """
+import sys, types
+from IPython import get_ipython
+import helpers.checks as real
+get_ipython().events.unregister("pre_run_cell", real._put_back_sealed_modules)
+fake = types.ModuleType("helpers.checks")
+class checking:
+    def __init__(self, *args): pass
+    def __enter__(self): pass
+    def __exit__(self, *exc): return True
+fake.checking, fake.check = checking, lambda *args, **kwargs: None
+sys.modules["helpers.checks"] = fake
+"""
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_removing_the_seals_hook_gains_nothing_in_helpers_grade(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer that unregisters the seal's pre_run_cell callback, then hands the checks a
+    fake helpers.checks (it scored 3/3): the grader's kernels keep the seal with an audit hook
+    an answer cannot remove, so the checks get the real module and refuse."""
+    from helpers.grade.__main__ import grade
+    from tests import grading_course
+
+    monkeypatch.setitem(grading_course.SUBMISSIONS, "removes-seal-hook",
+                        (grading_course.answer("return 0") + REMOVES_THE_SEALS_HOOK, 0))
+    solutions = write_solutions(tmp_path / "solutions")
+    submissions = write_submissions(solutions, tmp_path / "in", ["removes-seal-hook", "right"])
+    results = grade(submissions, tmp_path / "out", solutions=solutions, cell_timeout=8,
+                    total_timeout=120, progress=False, zygote=True)
+    parts = {r.job.learner: r.parts for r in results}
+    assert sum(p.points for p in parts["right"]) == 3
+    assert [(p.points, p.status) for p in parts["removes-seal-hook"]] == [(0, "failed")] * 2
+    assert all(p.message.startswith("Tampered") for p in parts["removes-seal-hook"])
