@@ -417,3 +417,29 @@ def test_removing_the_seals_hook_gains_nothing_in_helpers_grade(
     assert sum(p.points for p in parts["right"]) == 3
     assert [(p.points, p.status) for p in parts["removes-seal-hook"]] == [(0, "failed")] * 2
     assert all(p.message.startswith("Tampered") for p in parts["removes-seal-hook"])
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_a_worker_killed_on_timeout_takes_its_kernel_along_without_namespaces(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without namespaces the kernel has a process group of its own: when the grader gives up
+    on a worker, the zygote kills the worker's whole tree (kernel, what the kernel started)."""
+    import shutil
+
+    from helpers.grade.zygote import Zygote
+    from tests.conftest import wait_until
+
+    monkeypatch.setenv("GRADE_NO_NAMESPACES", "1")
+    shutil.copytree(ROOT / "helpers", tmp_path / "helpers")
+    hang = (f"import signal, subprocess, sys\n"
+            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # {MARK}'],"
+            f" start_new_session=True)\n"
+            f"signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(hang)])
+    with Zygote(tmp_path / "helpers") as zygote:
+        wait_until(lambda: zygote.process.poll() is None, message="the zygote is running")
+        code, _, _ = zygote.run(nbformat.writes(nb).encode(), 300, 300, timeout=20)
+        assert code is None
+        wait_until(lambda: subprocess.run(["pgrep", "-f", MARK], capture_output=True).stdout
+                   == b"", timeout=60, message="the kernel's child outlived its worker")

@@ -83,8 +83,9 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def kill_descendants(pid: int | None = None) -> int:
-    """SIGKILL every descendant of `pid` (default: this process), deepest first; how many."""
+def kill_descendants(pid: int | None = None, *, reap: bool = True) -> int:
+    """SIGKILL every descendant of `pid` (default: this process), deepest first; how many.
+    `reap`: wait for those that became our children (not when another loop reaps them)."""
     pid = os.getpid() if pid is None else pid
     seen: list[int] = []
     queue = children(pid)
@@ -96,7 +97,7 @@ def kill_descendants(pid: int | None = None) -> int:
     for child in reversed(seen):
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
-    for _ in seen:  # reap what became our children
+    for _ in seen if reap else []:  # reap what became our children
         try:
             os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:

@@ -68,7 +68,15 @@ def preload() -> list[str]:
 
 
 def threads() -> int:
-    """Threads of this process, as the kernel sees them (not only Python's)."""
+    """Threads of this process that a fork would leave behind, as the OS sees them.
+
+    Libraries with a thread pool of their own (numpy's OpenBLAS) stop it before every fork
+    (pthread_atfork) and start it again when next used: one throw-away fork first lets them.
+    """
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os._exit(0)
+    os.waitpid(pid, 0)
     return len(os.listdir("/proc/self/task"))
 
 
@@ -136,8 +144,9 @@ def serve(address: str, helpers_dir: Path) -> int:
     namespaces = namespaces_available()
     gc.collect()
     gc.freeze()  # a fork's garbage collector leaves what is loaded alone: fewer pages copied
-    if threads() != 1:
-        print(f"zygote: {threads()} threads after imports; forking is unsafe", file=sys.stderr)
+    running = threads()
+    if running != 1:
+        print(f"zygote: {running} threads after imports; forking is unsafe", file=sys.stderr)
         return 1
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
@@ -191,6 +200,8 @@ def serve(address: str, helpers_dir: Path) -> int:
             else:  # "kill" from the grader (a timeout), or the grader hung up: not reaped yet
                 with contextlib.suppress(OSError):
                     key.fileobj.recv(64)
+                # without namespaces the kernel has its own process group: kill the whole tree
+                sandbox.kill_descendants(key.data, reap=False)
                 with contextlib.suppress(OSError):
                     os.killpg(key.data, signal.SIGKILL)
 
@@ -218,10 +229,13 @@ class Zygote:
             self.close()
             raise ZygoteUnavailable(f"the zygote did not start ({ready!r})")
 
-    def run(self, stdin: bytes, cell_timeout: float,
-            total_timeout: float) -> tuple[int | None, bytes, bytes]:
-        """Grade one notebook (`stdin`); (exit code or None on timeout, stdout, stderr)."""
-        deadline = time.monotonic() + total_timeout + 60
+    def run(self, stdin: bytes, cell_timeout: float, total_timeout: float,
+            timeout: float | None = None) -> tuple[int | None, bytes, bytes]:
+        """Grade one notebook (`stdin`); (exit code or None on timeout, stdout, stderr).
+
+        The worker, with all it started, is killed after `timeout` seconds (default: a minute
+        more than the notebook's `total_timeout`, which the worker keeps itself)."""
+        deadline = time.monotonic() + (total_timeout + 60 if timeout is None else timeout)
         request = json.dumps({"cell_timeout": cell_timeout, "total_timeout": total_timeout})
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
