@@ -443,3 +443,5 @@ def test_a_worker_killed_on_timeout_takes_its_kernel_along_without_namespaces(
         assert code is None
         wait_until(lambda: subprocess.run(["pgrep", "-f", MARK], capture_output=True).stdout
                    == b"", timeout=60, message="the kernel's child outlived its worker")
+        folder = zygote.folder
+    assert not folder.exists()  # the killed worker's own folder was in it

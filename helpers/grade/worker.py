@@ -168,6 +168,7 @@ def serve(trusted: dict[Path, bytes], cell_timeout: float, total_timeout: float,
             MPLCONFIGDIR=str(base / "mpl"), MPLBACKEND="agg",
         )
         sys.path.insert(0, str(base / "lib"))
+        tempfile.tempdir = None  # a fork of the zygote may hold the zygote's
         started, problem = True, None
         try:
             problem = execute(nb, work, cell_timeout, total_timeout,

@@ -23,6 +23,7 @@ import importlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -219,7 +220,9 @@ class Zygote:
     def __init__(self, helpers_dir: Path, startup_timeout: float = 600) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="grade-zygote-"))
         self.address = str(self.folder / "socket")
-        env = {**os.environ, "MPLBACKEND": "agg", "MPLCONFIGDIR": str(self.folder / "mpl")}
+        (self.folder / "tmp").mkdir()  # workers' folders without namespaces: removed with ours
+        env = {**os.environ, "MPLBACKEND": "agg", "MPLCONFIGDIR": str(self.folder / "mpl"),
+               "TMPDIR": str(self.folder / "tmp")}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "helpers.grade.zygote", self.address, str(helpers_dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=env,
@@ -273,12 +276,7 @@ class Zygote:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process.stdout.close()
-        for path in self.folder.rglob("*"):
-            with contextlib.suppress(OSError):
-                path.unlink()
-        with contextlib.suppress(OSError):
-            os.rmdir(self.folder / "mpl")
-            os.rmdir(self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> Zygote:
         return self
