@@ -1,16 +1,19 @@
 """Grade a class: N learners x every graded notebook, mixed right, partial, blank and hostile.
 
-    python -m benchmarks.grading_bench [--learners 30] [--jobs N] [--keep DIR]
+    python -m benchmarks.grading_bench [--learners 30] [--jobs N] [--keep DIR] [--no-zygote]
 
-Prints the wall time, the median and p90 seconds per notebook, and the points per kind of
-submission. CPU-heavy (one kernel per notebook, `--jobs` at a time): on a shared machine the
-figures say as much about the neighbours as about the grader.
+Prints the wall time, the median and p90 seconds per notebook, the CPU seconds per notebook
+(the grader's processes and all they started), and the points per kind of submission.
+`--learners 4` (one of each kind) is a quick run; `--no-zygote` starts a fresh worker and
+kernel per notebook, for comparison. CPU-heavy (one kernel per notebook, `--jobs` at a
+time): on a shared machine the figures say as much about the neighbours as about the grader.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -78,26 +81,37 @@ def build_class(folder: Path, learners: int) -> None:
             target.write_text(submission(solution, path.name, learner), encoding="utf-8")
 
 
+def children_cpu() -> float:
+    """User + system seconds of every finished process this one started (and they theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--learners", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--keep", type=Path, help="write submissions and grades here")
+    parser.add_argument("--no-zygote", action="store_true",
+                        help="a fresh Python per worker and kernel, as before the zygote")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="grading-bench-") as scratch:
         base = args.keep or Path(scratch)
         build_class(base / "submitted", args.learners)
-        started = time.monotonic()
-        results = grade(base / "submitted", base / "graded", jobs=args.jobs)
-        wall = time.monotonic() - started
+        started, cpu = time.monotonic(), children_cpu()
+        results = grade(base / "submitted", base / "graded", jobs=args.jobs,
+                        zygote=not args.no_zygote)
+        wall, cpu = time.monotonic() - started, children_cpu() - cpu
     print(f"{os.cpu_count()} cores, {args.jobs or default_jobs()} notebooks at a time; load "
           f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     seconds = sorted(r.seconds for r in results)
     print(f"{len(results)} notebooks ({args.learners} learners) in {wall / 60:.1f} min wall; "
           f"per notebook median {statistics.median(seconds):.1f} s, "
           f"p90 {seconds[int(0.9 * (len(seconds) - 1))]:.1f} s, max {seconds[-1]:.1f} s")
+    print(f"CPU {cpu:.0f} s in the grader's processes, {cpu / len(results):.2f} s per notebook "
+          f"({'fresh workers' if args.no_zygote else 'zygote'})")
     by_kind: dict[str, list[float]] = {}
     for result in results:
         learner = int(result.job.learner.removeprefix("learner"))

@@ -14,5 +14,8 @@ from small steps that each do one job and can be tested alone:
   system allows, and kill everything it started when it ends.
 - `worker`: (inside the sandbox) execute one notebook cell by cell in a fresh kernel, with a
   per-cell timeout, and survive hangs that ignore SIGINT, `sys.exit` and kernel crashes.
+- `zygote`: one process that imports the kernels' libraries once and forks each notebook's
+  worker, isolated as `sandbox` isolates a fresh one; `forked_kernel`: the worker's kernel,
+  forked from it too; `seal_keeper`: an audit hook in those kernels that keeps the checks' seal.
 - `__main__`: the command line: many notebooks in parallel, a progress bar, grades.csv.
 """

@@ -8,6 +8,7 @@ score and a reason; the run goes on and exits 0 once every notebook is graded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import nbformat
 
 from helpers.grade import feedback, sandbox
 from helpers.grade.steps import (
+    KERNEL_DID_NOT_START,
     NOT_NOTEBOOK,
     NotANotebook,
     Part,
@@ -32,6 +34,7 @@ from helpers.grade.steps import (
     restore_checks,
     score,
 )
+from helpers.grade.zygote import Zygote, ZygoteUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ["learner", "notebook", "grade_id", "points", "max_points", "status"]
@@ -58,30 +61,63 @@ def find_jobs(submissions: Path, solutions: Path) -> list[Job]:
             for path in sorted(submissions.glob("*/*.ipynb")) if path.name in graded]
 
 
-def grade_one(job: Job, solution: nbformat.NotebookNode, helpers_dir: Path,
+Runner = Callable[[bytes, float, float], tuple[int | None, bytes, bytes]]
+
+
+def fresh_worker(helpers_dir: Path) -> Runner:
+    """Run each notebook in a new `python -m helpers.grade.worker` in `sandbox` (no zygote)."""
+    def run(notebook: bytes, cell_timeout: float,
+            total_timeout: float) -> tuple[int | None, bytes, bytes]:
+        argv = [sys.executable, "-m", "helpers.grade.worker", "--helpers", str(helpers_dir),
+                "--cell-timeout", str(cell_timeout), "--total-timeout", str(total_timeout)]
+        return sandbox.run(argv, notebook, total_timeout + 60)
+    return run
+
+
+def forked_worker(zygote: Zygote, fallback: Runner) -> Runner:
+    """Run each notebook in a fork of `zygote`; should the zygote stop, in `fallback`."""
+    def run(notebook: bytes, cell_timeout: float,
+            total_timeout: float) -> tuple[int | None, bytes, bytes]:
+        try:
+            return zygote.run(notebook, cell_timeout, total_timeout)
+        except ZygoteUnavailable as error:
+            print(f"grading without a zygote: {error}", file=sys.stderr)
+            return fallback(notebook, cell_timeout, total_timeout)
+    return run
+
+
+def grade_one(job: Job, solution: nbformat.NotebookNode, run: Runner,
               cell_timeout: float, total_timeout: float) -> Result:
-    """Grade one submission; never raises for anything the submission does."""
+    """Grade one submission; never raises for anything the submission does.
+
+    A kernel that did not start gets one more try (nothing of the notebook ran) before the
+    notebook scores 0 with that reason.
+    """
     started = time.monotonic()
     try:
         submission = read_submission(job.path.read_text(encoding="utf-8", errors="replace"))
     except NotANotebook as error:
         return Result(job, score(None, solution, NOT_NOTEBOOK, str(error)),
                       time.monotonic() - started)
-    graded = restore_checks(submission, solution)
-    argv = [sys.executable, "-m", "helpers.grade.worker", "--helpers", str(helpers_dir),
-            "--cell-timeout", str(cell_timeout), "--total-timeout", str(total_timeout)]
-    code, out, err = sandbox.run(argv, nbformat.writes(graded).encode(), total_timeout + 60)
-    if code is None:
-        parts = score(None, solution, f"timed out after {total_timeout:.0f} s",
-                      "the notebook did not finish in its total time; it was stopped")
-    else:
+    graded = nbformat.writes(restore_checks(submission, solution)).encode()
+    for attempt in (1, 2):
+        code, out, err = run(graded, cell_timeout, total_timeout)
+        if code is None:
+            parts = score(None, solution, f"timed out after {total_timeout:.0f} s",
+                          "the notebook did not finish in its total time; it was stopped")
+            break
         try:
             reply = json.loads(out)
             executed = nbformat.from_dict(reply["notebook"])
-            parts = score(executed, solution)
         except (ValueError, KeyError):
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             parts = score(None, solution, "grader error", tail[0][:300])
+            break
+        if reply.get("started", True):
+            parts = score(executed, solution)
+            break
+        parts = score(None, solution, KERNEL_DID_NOT_START,
+                      f"{reply.get('problem')} (tried {attempt} times)")
     return Result(job, parts, time.monotonic() - started)
 
 
@@ -134,19 +170,30 @@ def default_jobs() -> int:
 
 def grade(submissions: Path, out: Path, *, solutions: Path = ROOT / "solutions",
           jobs: int | None = None, cell_timeout: float = 120, total_timeout: float = 900,
-          progress: bool = True) -> list[Result]:
-    """Grade everything under `submissions` into `out`; return the results."""
+          progress: bool = True, zygote: bool = True) -> list[Result]:
+    """Grade everything under `submissions` into `out`; return the results.
+
+    `zygote`: fork each notebook's worker and kernel from one preloaded process (`zygote`)
+    instead of starting Python twice per notebook; the same isolation, much less CPU.
+    """
     work = find_jobs(submissions, solutions)
     originals = {name: nbformat.read(solutions / name, as_version=4)
                  for name in {job.notebook for job in work}}
     bar = Progress(len(work)) if progress and work else None
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="grade-helpers-") as trusted:
+    with tempfile.TemporaryDirectory(prefix="grade-helpers-") as trusted, \
+            contextlib.ExitStack() as stack:
         helpers_dir = Path(trusted) / "helpers"  # one clean copy; each worker copies it again
         shutil.copytree(ROOT / "helpers", helpers_dir,
                         ignore=shutil.ignore_patterns("__pycache__"))
+        run = fresh_worker(helpers_dir)
+        if zygote and work:
+            try:
+                run = forked_worker(stack.enter_context(Zygote(helpers_dir)), run)
+            except ZygoteUnavailable as error:
+                print(f"grading without a zygote: {error}", file=sys.stderr)
         with ThreadPoolExecutor(max_workers=jobs or default_jobs()) as pool:
-            futures = [pool.submit(grade_one, job, originals[job.notebook], helpers_dir,
+            futures = [pool.submit(grade_one, job, originals[job.notebook], run,
                                    cell_timeout, total_timeout) for job in work]
             for future in as_completed(futures):
                 results.append(future.result())

@@ -20,6 +20,8 @@ EXPLAIN = {  # by status prefix
                  "something that never came",
     "not run": "an earlier cell stopped the notebook, so this check could not run",
     "not a notebook": "the file could not be read as a Jupyter notebook: submit the .ipynb",
+    "kernel did not start": "the grader could not start a kernel for this notebook (twice); "
+                            "nothing in it ran: ask your instructor to grade it again",
 }
 
 

@@ -47,6 +47,25 @@ def command(argv: Sequence[str]) -> list[str]:
     return [*UNSHARE, *argv] if namespaces_available() else list(argv)
 
 
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+
+
+def enter_namespaces() -> None:
+    """What `unshare --user --map-root-user --pid --mount --propagation private` does, in this
+    (single-threaded) process: its next child is PID 1 of a new PID namespace. Raises OSError.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    for name, line in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                       ("gid_map", f"0 {gid} 1")):
+        Path(f"/proc/self/{name}").write_text(line)
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+
+
 def become_subreaper() -> None:
     """Orphaned descendants are re-parented to this process (Linux), so we can reap them."""
     with contextlib.suppress(OSError, AttributeError):
@@ -64,8 +83,9 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def kill_descendants(pid: int | None = None) -> int:
-    """SIGKILL every descendant of `pid` (default: this process), deepest first; how many."""
+def kill_descendants(pid: int | None = None, *, reap: bool = True) -> int:
+    """SIGKILL every descendant of `pid` (default: this process), deepest first; how many.
+    `reap`: wait for those that became our children (not when another loop reaps them)."""
     pid = os.getpid() if pid is None else pid
     seen: list[int] = []
     queue = children(pid)
@@ -77,7 +97,7 @@ def kill_descendants(pid: int | None = None) -> int:
     for child in reversed(seen):
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
-    for _ in seen:  # reap what became our children
+    for _ in seen if reap else []:  # reap what became our children
         try:
             os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:

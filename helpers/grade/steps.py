@@ -26,6 +26,7 @@ DELETED = "check cell deleted"
 NOT_RUN = "not run"
 NOT_NOTEBOOK = "not a notebook"
 STDERR = "wrote to stderr"
+KERNEL_DID_NOT_START = "kernel did not start"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ ignores the interrupt (or dies, or the total time runs out) the remaining cells 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -23,11 +24,18 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
+from traitlets.config import Config
 
 from helpers.grade import sandbox
-from helpers.grade.steps import NOT_RUN, limit_output
+from helpers.grade.forked_kernel import KernelStub, StubKernelManager
+from helpers.grade.steps import KERNEL_DID_NOT_START, NOT_RUN, limit_output
 
 PROBE_TIMEOUT = 10  # seconds a kernel has to answer after an interrupt
+STARTUP_TIMEOUT = 300  # seconds a kernel has to start: generous, a loaded machine is slow
+
+
+class KernelDidNotStart(RuntimeError):
+    """The kernel never answered; nothing of the notebook ran (so it can be tried again)."""
 
 
 def _note(cell: nbformat.NotebookNode, status: str, message: str) -> None:
@@ -74,18 +82,36 @@ def _responsive(client: _Client) -> bool:
 
 
 def execute(nb: nbformat.NotebookNode, cwd: Path, cell_timeout: float,
-            total_timeout: float) -> str | None:
-    """Run `nb` in place; return a notebook-wide problem ("kernel died ..."), or None."""
+            total_timeout: float, stub: KernelStub | None = None) -> str | None:
+    """Run `nb` in place; return a notebook-wide problem ("kernel died ..."), or None.
+
+    The kernel is a fresh `python -m ipykernel_launcher`, or `stub` (forked beforehand, see
+    `forked_kernel`). A kernel that does not start raises KernelDidNotStart. It talks over
+    Unix sockets beside `cwd`, not TCP ports: with several kernels starting at once a port
+    found free can be taken before the kernel binds it (a kernel that fails to start).
+    """
+    sockets = {"transport": "ipc", "ip": str(cwd.parent / "kernel")}
     client = _Client(
         nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
         interrupt_on_timeout=True, record_timing=False, raise_on_iopub_timeout=False,
         error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
         iopub_timeout=5, shutdown_kernel="immediate", resources={"metadata": {"path": str(cwd)}},
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
+        startup_timeout=STARTUP_TIMEOUT,
+        config=Config({"KernelManager": sockets}),
+        km=StubKernelManager(stub, kernel_name="python3", **sockets) if stub else None,
     )
     deadline = time.monotonic() + total_timeout
     problem: str | None = None
-    with client.setup_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+    with contextlib.ExitStack() as stack:
+        if stub is not None:
+            stack.callback(stub.kill)
+        try:
+            stack.enter_context(client.setup_kernel(stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL))
+        except Exception as error:  # timeouts, a kernel that died at once, zmq errors
+            reason = str(error).strip().splitlines()[:1] or [type(error).__name__]
+            raise KernelDidNotStart(reason[0][:300]) from error
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or _skipped(cell):
                 continue
@@ -117,15 +143,14 @@ def _read_tree(folder: Path) -> dict[Path, bytes]:
             if "grade" not in path.relative_to(folder).parts}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.grade.worker")
-    parser.add_argument("--helpers", type=Path, required=True, help="trusted helpers/ to copy")
-    parser.add_argument("--cell-timeout", type=float, default=120)
-    parser.add_argument("--total-timeout", type=float, default=900)
-    args = parser.parse_args()
-    nb = nbformat.reads(sys.stdin.read(), as_version=4)
+def serve(trusted: dict[Path, bytes], cell_timeout: float, total_timeout: float, *,
+          forked: bool = False) -> int:
+    """Read the notebook on stdin, run it, write {"notebook", "problem", "started"} on stdout.
 
-    trusted = _read_tree(args.helpers)  # before /tmp (where it may live) is covered
+    `trusted`: helpers/ by relative path (`_read_tree`), copied afresh for this notebook.
+    `forked`: this process is a fork of the zygote, so its kernel can be forked from it too.
+    """
+    nb = nbformat.reads(sys.stdin.read(), as_version=4)
     sandbox.become_subreaper()
     in_namespace = sandbox.private_tmp()
     base = Path(tempfile.mkdtemp(prefix="grade-", dir="/tmp" if in_namespace else None))
@@ -143,13 +168,29 @@ def main() -> int:
             MPLCONFIGDIR=str(base / "mpl"), MPLBACKEND="agg",
         )
         sys.path.insert(0, str(base / "lib"))
-        problem = execute(nb, work, args.cell_timeout, args.total_timeout)
-        sys.stdout.write(json.dumps({"notebook": nb, "problem": problem}))
+        tempfile.tempdir = None  # a fork of the zygote may hold the zygote's
+        started, problem = True, None
+        try:
+            problem = execute(nb, work, cell_timeout, total_timeout,
+                              KernelStub() if forked else None)
+        except KernelDidNotStart as error:
+            started, problem = False, f"{KERNEL_DID_NOT_START}: {error}"
+        sys.stdout.write(json.dumps({"notebook": nb, "problem": problem, "started": started}))
         sys.stdout.flush()
     finally:
         sandbox.kill_descendants()
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.grade.worker")
+    parser.add_argument("--helpers", type=Path, required=True, help="trusted helpers/ to copy")
+    parser.add_argument("--cell-timeout", type=float, default=120)
+    parser.add_argument("--total-timeout", type=float, default=900)
+    args = parser.parse_args()
+    trusted = _read_tree(args.helpers)  # before /tmp (where it may live) is covered
+    return serve(trusted, args.cell_timeout, args.total_timeout)
 
 
 if __name__ == "__main__":
