@@ -83,11 +83,17 @@ def _needed_by(requirements: list[str]) -> set[str]:
     return {name for name, _ in seen}
 
 
+def _without_magics(cell: str) -> str:
+    """A notebook cell as Python: IPython's `%` and `!` lines dropped (a module keeps its
+    lines: there `!= x` may continue the line before)."""
+    return "\n".join(line for line in cell.splitlines()
+                     if not line.lstrip().startswith(("%", "!")))
+
+
 def _imports(source: str) -> set[str]:
-    """Top-level modules that Python (or notebook) `source` imports; magics are skipped."""
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    """Top-level modules that Python `source` imports."""
     found = set()
-    for node in ast.walk(ast.parse("\n".join(lines))):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
