@@ -106,7 +106,8 @@ def test_notebooks_and_helpers_import_only_what_tasks_py_lab_installs():
     sources = [p.read_text() for p in (ROOT / "helpers").rglob("*.py")]
     for notebook in sorted((ROOT / "solutions").glob("*.ipynb")):
         cells = json.loads(notebook.read_text())["cells"]
-        sources += ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        sources += [_without_magics("".join(c["source"]))
+                    for c in cells if c["cell_type"] == "code"]
     imported = set().union(*map(_imports, sources)) - set(sys.stdlib_module_names) - {"helpers"}
     installed = _needed_by(_pyproject()["project"]["dependencies"])
     providers = metadata.packages_distributions()
