@@ -8,6 +8,7 @@ Markers the test files need not spell out (registered in pyproject.toml) are add
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import struct
 import sys
@@ -17,10 +18,17 @@ import types
 from collections.abc import Callable
 from typing import TypeVar
 
+import botocore.loaders
+import botocore.session
 import pytest
 import websocket
 
 from helpers.gateway import LocalGateway
+
+# botocore parses each service's model (JSON files of up to a few MB) once per Session, and the
+# tests make a fresh Session per test (moto's mock, the real-account switch): a shared loader
+# per data path parses each file once per worker. Its models are read-only to botocore.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
 
 T = TypeVar("T")
 
