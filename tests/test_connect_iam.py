@@ -7,9 +7,11 @@ Real gateway, real sockets, IAM users and keys in moto; signed with botocore's s
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import boto3
+import botocore.auth
 import pytest
 import websockets.exceptions
 import websockets.sync.client
@@ -18,6 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from helpers.aws import deploy_websocket_api
+from helpers.gateway import VirtualClock
 
 ECHO = """
 def lambda_handler(event, context):
@@ -29,16 +32,20 @@ def lambda_handler(event, context):
 """
 
 
-@pytest.fixture
-def guarded(aws, serve_api):
-    api = deploy_websocket_api("iamconnect", {"$connect": OK, "$default": ECHO},
-                               two_way=["$default"])
+def serve_guarded(serve_api, name: str, **options):
+    """An echo API whose `$connect` has AuthorizationType AWS_IAM, served."""
+    api = deploy_websocket_api(name, {"$connect": OK, "$default": ECHO}, two_way=["$default"])
     v2 = boto3.client("apigatewayv2")
     [connect] = [r for r in v2.get_routes(ApiId=api.api_id)["Items"]
                  if r["RouteKey"] == "$connect"]
     v2.update_route(ApiId=api.api_id, RouteId=connect["RouteId"], AuthorizationType="AWS_IAM")
     v2.create_deployment(ApiId=api.api_id, StageName=api.stage)
-    return api, serve_api(api)
+    return api, serve_api(api, **options)
+
+
+@pytest.fixture
+def guarded(aws, serve_api):
+    return serve_guarded(serve_api, "iamconnect")
 
 
 def user(name: str, api=None) -> Credentials:
@@ -116,3 +123,32 @@ def test_a_wrong_secret_is_a_signature_mismatch(guarded):
 def test_the_account_owners_credentials_connect(guarded):
     _, gateway = guarded
     assert echoes(presigned(gateway, Credentials("testing", "testing")))
+
+
+def test_a_stale_presigned_url_is_refused_and_connect_never_runs(guarded, monkeypatch):
+    """A client whose clock is 6 minutes behind, or a URL used past its X-Amz-Expires of
+    the gateway's time (docs §6.3): 403 before `$connect` runs."""
+    api, gateway = guarded
+    ada = user("ada", api)
+    real = botocore.auth.get_current_datetime
+    monkeypatch.setattr(botocore.auth, "get_current_datetime",
+                        lambda: real() - datetime.timedelta(minutes=6))
+    with pytest.raises(websockets.exceptions.InvalidStatus) as error:
+        websockets.sync.client.connect(gateway.url,
+                                       additional_headers=signed_headers(gateway, ada))
+    assert error.value.response.status_code == 403
+    assert json.loads(error.value.response.body)["message"].startswith("Signature expired: ")
+    monkeypatch.undo()
+    assert echoes(presigned(gateway, ada))  # the control: signed now, within 60 s
+    assert len(gateway.log.invocations("$connect")) == 1
+
+
+def test_a_presigned_url_expires_on_the_gateways_virtual_clock(aws, serve_api, monkeypatch):
+    api, gateway = serve_guarded(serve_api, "iamclock", clock=VirtualClock())
+    real = botocore.auth.get_current_datetime  # dated 2 s back: before the advance's second
+    monkeypatch.setattr(botocore.auth, "get_current_datetime",
+                        lambda: real() - datetime.timedelta(seconds=2))
+    url = presigned(gateway, user("ada", api))  # X-Amz-Expires=60
+    assert echoes(url)
+    gateway.clock.advance(minutes=2)
+    assert refused(url) == (403, "Request has expired")

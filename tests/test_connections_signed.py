@@ -7,20 +7,25 @@ as code written for AWS does without boto3.
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import quote
 
 import boto3
+import botocore.auth
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from helpers.aws import deploy_websocket_api
 from helpers.client import Client
-from helpers.gateway import sigv4
+from helpers.gateway import VirtualClock, sigv4
+from helpers.gateway.clock import RealClock
 from helpers.gateway.runtime import credentials
 
 PUSH_OVER_HTTP = """
@@ -175,3 +180,113 @@ def test_boto3_answered_in_process_is_judged_by_its_signature_too(pusher):
             expired.post_to_connection(ConnectionId=connection_id, Data=b"x")
     assert error.value.response["Error"]["Code"] == "UnrecognizedClientException"
     assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# Signature age (docs §6.3): AWS takes a signature within 5 minutes of its X-Amz-Date, either
+# way, and a presigned URL within its X-Amz-Expires. A client whose clock is off is played by
+# botocore's own clock, shifted; the gateway's time by a VirtualClock's advances.
+
+def skewed_clock(monkeypatch, minutes: float) -> None:
+    """botocore signs as a client whose clock is `minutes` ahead (negative: behind)."""
+    real = botocore.auth.get_current_datetime
+    monkeypatch.setattr(botocore.auth, "get_current_datetime",
+                        lambda: real() + datetime.timedelta(minutes=minutes))
+
+
+STAMP = r"\d{8}T\d{6}Z"
+
+
+def test_a_signature_more_than_five_minutes_old_or_ahead_is_refused(pusher, monkeypatch):
+    _, gateway = pusher
+    with Client(gateway.url):
+        [connection_id] = gateway.connections
+        url = f"{gateway.http_url}/@connections/{quote(connection_id, safe='')}"
+        skewed_clock(monkeypatch, -4)
+        assert status_of(owner_signed("POST", url, b"x"))[0] == 200  # within 5 minutes
+        skewed_clock(monkeypatch, -6 + 4)  # on top of the -4: six minutes behind
+        status, kind, body = status_of(owner_signed("POST", url, b"x"))
+        assert (status, kind) == (403, "InvalidSignatureException")
+        assert re.fullmatch(rf"Signature expired: {STAMP} is now earlier than {STAMP} "
+                            rf"\({STAMP} - 5 min\.\)", body["message"])
+        skewed_clock(monkeypatch, 12)  # six minutes ahead
+        status, kind, body = status_of(owner_signed("POST", url, b"x"))
+        assert (status, kind) == (403, "InvalidSignatureException")
+        assert re.fullmatch(rf"Signature not yet current: {STAMP} is still later than {STAMP} "
+                            rf"\({STAMP} \+ 5 min\.\)", body["message"])
+    reasons = [e["reason"] for e in gateway.log.entries("refused")]
+    assert [r.split(":")[0] for r in reasons] == ["Signature expired", "Signature not yet current"]
+
+
+def test_a_malformed_x_amz_date_is_refused_naming_the_format(pusher):
+    _, gateway = pusher
+    with Client(gateway.url):
+        [connection_id] = gateway.connections
+        url = f"{gateway.http_url}/@connections/{quote(connection_id, safe='')}"
+        request = owner_signed("POST", url, b"x")
+        request.headers["X-amz-date"] = "2026-01-01 12:00"
+        status, kind, body = status_of(request)
+    assert (status, kind) == (403, "IncompleteSignatureException")
+    assert body["message"].startswith("X-Amz-Date must be in the form YYYYMMDD'T'HHMMSS'Z'")
+
+
+def test_signatures_age_with_the_gateways_virtual_clock(aws, serve_api, monkeypatch):
+    """A request signed before `advance(minutes=6)` is six minutes old after it; one signed
+    after it (boto3 signs each call as it sends it) is fresh; a presigned URL lasts its
+    X-Amz-Expires of gateway time. (X-Amz-Date has whole seconds and an advance in the
+    signature's own second does not count: the early ones are dated 2 s back.)"""
+    api = deploy_websocket_api("aging", {"$default": "def lambda_handler(e, c):\n    "
+                                         "return {'statusCode': 200}\n"})
+    gateway = serve_api(api, clock=VirtualClock())
+    with Client(gateway.url):
+        [connection_id] = gateway.connections
+        url = f"{gateway.http_url}/@connections/{quote(connection_id, safe='')}"
+        skewed_clock(monkeypatch, -2 / 60)
+        early = owner_signed("POST", url, b"x")
+        query = AWSRequest(method="GET", url=url)
+        SigV4QueryAuth(Credentials("testing", "testing"), "execute-api", "us-east-1",
+                       expires=120).add_auth(query)
+        presigned_url = query.url
+        monkeypatch.undo()
+        assert status_of(urllib.request.Request(presigned_url))[0] == 200
+        gateway.clock.advance(minutes=6)
+        status, kind, body = status_of(early)
+        assert (status, kind) == (403, "InvalidSignatureException")
+        assert body["message"].startswith("Signature expired: ")
+        assert status_of(urllib.request.Request(presigned_url)) == (
+            403, "InvalidSignatureException", {"message": "Request has expired"})
+        assert status_of(owner_signed("POST", url, b"x"))[0] == 200  # signed after the jump
+        management = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.callback_url)
+        management.post_to_connection(ConnectionId=connection_id, Data=b"boto3, after it")
+
+
+def test_age_problem_is_pure_and_exact_at_the_edges():
+    signature = sigv4.parse({"authorization": "AWS4-HMAC-SHA256 Credential=AKID/20260101/"
+                             "us-east-1/execute-api/aws4_request, SignedHeaders=host, "
+                             "Signature=00", "x-amz-date": "20260101T120000Z"})
+    assert sigv4.age_problem(signature, 300) is None
+    assert sigv4.age_problem(signature, -300) is None
+    assert sigv4.age_problem(signature, 301) == (
+        "Signature expired: 20260101T120000Z is now earlier than 20260101T120001Z "
+        "(20260101T120501Z - 5 min.)")
+    assert sigv4.age_problem(signature, -301) == (
+        "Signature not yet current: 20260101T120000Z is still later than 20260101T115959Z "
+        "(20260101T115459Z + 5 min.)")
+    presigned = sigv4.parse({}, "X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fexecute-api"
+                            "%2Faws4_request&X-Amz-Date=20260101T120000Z&X-Amz-Expires=900"
+                            "&X-Amz-SignedHeaders=host&X-Amz-Signature=00")
+    assert sigv4.age_problem(presigned, 900) is None  # its own expiry, not the 5 minutes
+    assert sigv4.age_problem(presigned, 901) == "Request has expired"
+    with pytest.raises(sigv4.Malformed, match="X-Amz-Expires must be a whole number"):
+        sigv4.parse({}, "X-Amz-Credential=A%2F2%2Fr%2Fs%2Faws4_request&X-Amz-Date="
+                    "20260101T120000Z&X-Amz-Expires=soon&X-Amz-SignedHeaders=host"
+                    "&X-Amz-Signature=00")
+
+
+def test_a_virtual_clock_counts_only_the_advances_after_a_signature():
+    clock = VirtualClock()
+    before = time.time() - 2  # a whole second earlier than any advance below
+    clock.advance(minutes=10)
+    after = time.time() + 1  # the next X-Amz-Date second
+    assert 600 <= clock.elapsed_since(before) < 600 + 60
+    assert clock.elapsed_since(after) < 60
+    assert RealClock().elapsed_since(before) < 60

@@ -9,7 +9,9 @@ the caller is found the same way (docs/aws-behaviour.md §6.3):
    (`runtime.credentials`) is the invocation that environment runs, once the signature
    checks out against that key's secret; any other key is the account owner's (like moto,
    the emulator holds no secrets for the account's own keys and accepts them);
-3. an unsigned request over HTTP is AWS's 403 "Missing Authentication Token".
+3. an unsigned request over HTTP is AWS's 403 "Missing Authentication Token"; a signature
+   older (or newer) than `sigv4.MAX_SKEW_MINUTES` on the gateway's clock, or a presigned URL
+   past its X-Amz-Expires, is refused whoever signed it.
 
 What the caller may then do is the server's decision (`LocalGateway`): the owner anything; an
 invocation past its timeout nothing; an invocation what its role's policies allow
@@ -29,6 +31,8 @@ from .runtime import credentials
 from .runtime.invocation import RunningInvocation, current_invocation
 
 Answer = connections_api.Answer
+#: How old a signature is for the gateway: `Clock.elapsed_since`.
+Age = Callable[[float], float]
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,8 @@ class Caller:
 OWNER = Caller()
 
 
-def in_process(method: str, url: str, headers: Mapping[str, Any] | None,
-               body: bytes) -> Caller | Answer:
+def in_process(method: str, url: str, headers: Mapping[str, Any] | None, body: bytes,
+               age: Age) -> Caller | Answer:
     """The caller of a boto3 call answered in-process (botocore's headers, values str or
     bytes), or a 403. A handler's own call needs no look at its headers at all."""
     running = current_invocation()
@@ -52,19 +56,20 @@ def in_process(method: str, url: str, headers: Mapping[str, Any] | None,
     if not headers:
         return OWNER
     lowered = sigv4.lower_headers((name, _text(value)) for name, value in headers.items())
-    return _signed_by(method, url, lowered, body, required=False)
+    return _signed_by(method, url, lowered, body, age, required=False)
 
 
 def _text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def over_http(method: str, url: str, headers: Mapping[str, str], body: bytes) -> Caller | Answer:
+def over_http(method: str, url: str, headers: Mapping[str, str], body: bytes,
+              age: Age) -> Caller | Answer:
     """The caller of a plain HTTP request (`headers` lowercased), or AWS's 403."""
-    return _signed_by(method, url, headers, body, required=True)
+    return _signed_by(method, url, headers, body, age, required=True)
 
 
-def _signed_by(method: str, url: str, headers: Mapping[str, str], body: bytes, *,
+def _signed_by(method: str, url: str, headers: Mapping[str, str], body: bytes, age: Age, *,
                required: bool) -> Caller | Answer:
     try:
         signature = sigv4.parse(headers, urlsplit(url).query)
@@ -72,6 +77,9 @@ def _signed_by(method: str, url: str, headers: Mapping[str, str], body: bytes, *
         return connections_api.incomplete_signature(str(problem))
     if signature is None:
         return connections_api.missing_token() if required else OWNER
+    stale = sigv4.age_problem(signature, age(signature.signed_at))
+    if stale is not None:
+        return connections_api.stale_signature(stale)
     if not credentials.issued_here(signature.access_key):
         return OWNER
     found = credentials.holder(signature.access_key)
@@ -111,7 +119,7 @@ INVOKE = "execute-api:Invoke"
 
 
 def connect_refusal(url: str, headers: Mapping[str, str], resource: str, region: str,
-                    now: float, source_ip: str) -> tuple[int, str, str] | None:
+                    now: float, source_ip: str, age: Age) -> tuple[int, str, str] | None:
     """AWS_IAM on `$connect` (§7.3): None if the upgrade request is signed by someone allowed
     `execute-api:Invoke` on `resource`, else (status, message, why). The signer is an
     execution environment (its role), an IAM user with an access key in moto (its and its
@@ -122,6 +130,10 @@ def connect_refusal(url: str, headers: Mapping[str, str], resource: str, region:
         return 403, "Forbidden", str(problem)
     if signature is None:
         return 403, "Missing Authentication Token", "the upgrade request is not signed"
+    stale = sigv4.age_problem(signature, age(signature.signed_at))
+    if stale is not None:
+        return 403, stale, ("sign the upgrade request just before connecting (a presigned URL "
+                            "within its X-Amz-Expires)")
     key = signature.access_key
     if credentials.issued_here(key):
         found = credentials.holder(key)

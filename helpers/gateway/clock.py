@@ -39,11 +39,19 @@ class Clock(Protocol):
         Any thread may call it, and cancel the handle it returns."""
         ...
 
+    def elapsed_since(self, wall_time: float) -> float:
+        """Seconds of this clock's time since the real instant `wall_time` (a signature's
+        X-Amz-Date): how old a client's signature is for the gateway."""
+        ...
+
 
 class RealClock:
     """Wall-clock time; timers are the event loop's own, set and cancelled from any thread."""
 
     time = staticmethod(time.time)  # the builtin itself: read several times per message
+
+    def elapsed_since(self, wall_time: float) -> float:
+        return self.time() - wall_time
 
     def call_later(
         self, delay: float, callback: TimerCallback, loop: asyncio.AbstractEventLoop
@@ -118,9 +126,20 @@ class VirtualClock:
         self._lock = threading.RLock()
         self._settle_timeout = settle_timeout
         self._refusal: str | None = None
+        self._advances: list[tuple[float, float]] = []  # (real time it began, seconds)
 
     def time(self) -> float:
         return self._now
+
+    def elapsed_since(self, wall_time: float) -> float:
+        """Real time since `wall_time` plus every advance begun after it: a URL presigned
+        before `advance(minutes=10)` is ten minutes older after it; a call signed after it
+        (boto3 signs each request as it is sent) is as fresh as ever. X-Amz-Date has whole
+        seconds, so an advance begun in the signature's own second does not count."""
+        with self._lock:
+            jumped = sum(seconds for began, seconds in self._advances
+                         if began >= wall_time + 1)
+        return time.time() - wall_time + jumped
 
     def refuse(self, reason: str) -> None:
         """From now on `advance` raises `RuntimeError(reason)`: this clock drives nothing
@@ -149,6 +168,10 @@ class VirtualClock:
         target = self._now + seconds + 60 * minutes + 3600 * hours
         if target < self._now:
             raise ValueError("A VirtualClock only moves forward: pass a positive duration.")
+        began = time.time()
+        with self._lock:  # older than an hour of real time, a signature is stale anyway
+            self._advances = [a for a in self._advances if a[0] > began - 3600]
+            self._advances.append((began, target - self._now))
         while True:
             with self._lock:
                 if not self._timers or self._timers[0][0] > target:

@@ -151,6 +151,11 @@ def signature_mismatch() -> Answer:
         "documentation for details.")
 
 
+def stale_signature(message: str) -> Answer:
+    """A signature too old or too new (`sigv4.age_problem`), or a presigned URL expired."""
+    return _forbidden("InvalidSignatureException", message)
+
+
 def incomplete_signature(problem: str) -> Answer:
     return _forbidden("IncompleteSignatureException", problem)
 

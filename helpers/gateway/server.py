@@ -368,7 +368,7 @@ class LocalGateway:
                           url: str = "", headers: Mapping[str, Any] | None = None) -> Answer:
         """Answer one `@connections` call made in this process (see `registry`), from any
         thread but the gateway's own. `headers` (botocore's) carry the call's signature."""
-        caller = callers.in_process(method, url, headers, body)
+        caller = callers.in_process(method, url, headers, body, self.clock.elapsed_since)
         return self._authorized(caller, method, connection_id, body, url)
 
     def _authorized(self, caller: Caller | Answer, method: str, connection_id: str,
@@ -569,7 +569,7 @@ class LocalGateway:
         if connection_id is not None:
             lowered = sigv4.lower_headers(headers)
             url = f"http://{lowered.get('host') or f'{self.host}:{self.port}'}{target}"
-            caller = callers.over_http(method, url, lowered, body)
+            caller = callers.over_http(method, url, lowered, body, self.clock.elapsed_since)
             return self._authorized(caller, method, connection_id, body, url)
         if target.split("?", 1)[0].rstrip("/") == f"/{stage}":
             return rules.upgrade_required()
@@ -603,7 +603,7 @@ class LocalGateway:
         resource = (f"arn:aws:execute-api:{config.region}:{config.account_id}:"
                     f"{config.api_id}/{config.stage}/$connect")
         return callers.connect_refusal(url, headers, resource, config.region,
-                                       self.clock.time(), tcp.peer_ip)
+                                       self.clock.time(), tcp.peer_ip, self.clock.elapsed_since)
 
     def text_received(self, tcp: Transport, data: bytes) -> None:
         if tcp.session is not None:

@@ -7,12 +7,17 @@ rebuilds the canonical request from what arrived and signs it with the secret it
 the key; the signatures must be equal. botocore's own signer (`botocore.auth.SigV4Auth`)
 computes the expected signature here, so whatever botocore signs, this accepts.
 
+A signature also has an age: AWS refuses one made more than `MAX_SKEW_MINUTES` before (or
+after) the time it arrives, and a presigned URL past its `X-Amz-Expires` (`age_problem`).
+
 The answers when it fails are API Gateway's (docs/aws-behaviour.md §6.3).
 """
 
 from __future__ import annotations
 
+import calendar
 import hmac
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -22,6 +27,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+#: How far a request's X-Amz-Date may stand from the receiver's clock, either way (§6.3).
+MAX_SKEW_MINUTES = 5
+_STAMP = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,12 @@ class Signature:
     signature: str
     timestamp: str  # X-Amz-Date: YYYYMMDDTHHMMSSZ
     in_query: bool = False  # a presigned URL: the parts are query parameters
+    expires: int | None = None  # a presigned URL's X-Amz-Expires, in seconds
+
+    @property
+    def signed_at(self) -> float:
+        """X-Amz-Date as seconds since the epoch (checked readable by `parse`)."""
+        return float(calendar.timegm(time.strptime(self.timestamp, _STAMP)))
 
 
 class Malformed(ValueError):
@@ -75,7 +89,7 @@ def parse(headers: Mapping[str, str], query: str = "") -> Signature | None:
             raise Malformed(f"Authorization header requires a {missing.args[0]} "
                             "parameter") from None
         timestamp = headers.get("x-amz-date", "")
-        in_query = False
+        in_query, expires = False, None
     else:
         params = dict(parse_qsl(query, keep_blank_values=True))
         if "X-Amz-Signature" not in params and "X-Amz-Credential" not in params:
@@ -86,12 +100,46 @@ def parse(headers: Mapping[str, str], query: str = "") -> Signature | None:
                 params["X-Amz-Signature"], params["X-Amz-Date"])
         except KeyError as missing:
             raise Malformed(f"a presigned request requires {missing.args[0]}") from None
-        in_query = True
+        in_query, expires = True, params.get("X-Amz-Expires")
     key, date, region, service = _scope(credential)
     if not timestamp:
         raise Malformed("the request has no X-Amz-Date")
+    try:
+        time.strptime(timestamp, _STAMP)
+    except ValueError:
+        raise Malformed(f"X-Amz-Date must be in the form YYYYMMDD'T'HHMMSS'Z' (UTC), as "
+                        f"20260101T120000Z; got {timestamp!r}. Sign with botocore or "
+                        "another SigV4 library rather than by hand") from None
+    if expires is not None and not expires.isdigit():
+        raise Malformed(f"X-Amz-Expires must be a whole number of seconds, not {expires!r}")
     return Signature(key, date, region, service, tuple(signed.lower().split(";")), signature,
-                     timestamp, in_query)
+                     timestamp, in_query, None if expires is None else int(expires))
+
+
+def age_problem(signature: Signature, age: float) -> str | None:
+    """AWS's message if a signature `age` seconds old (on the receiver's clock; negative if
+    it is dated in the future) is refused, else None. A presigned URL is good for its
+    X-Amz-Expires; any signature dated more than MAX_SKEW_MINUTES ahead is not yet good."""
+    skew = 60 * MAX_SKEW_MINUTES
+    now = signature.signed_at + age
+    if signature.in_query and signature.expires is not None:
+        return "Request has expired" if age > signature.expires else (
+            _not_yet_current(signature, now) if age < -skew else None)
+    if age > skew:
+        return (f"Signature expired: {signature.timestamp} is now earlier than "
+                f"{_stamp(now - skew)} ({_stamp(now)} - {MAX_SKEW_MINUTES} min.)")
+    if age < -skew:
+        return _not_yet_current(signature, now)
+    return None
+
+
+def _not_yet_current(signature: Signature, now: float) -> str:
+    return (f"Signature not yet current: {signature.timestamp} is still later than "
+            f"{_stamp(now + 60 * MAX_SKEW_MINUTES)} ({_stamp(now)} + {MAX_SKEW_MINUTES} min.)")
+
+
+def _stamp(seconds: float) -> str:
+    return time.strftime(_STAMP, time.gmtime(seconds))
 
 
 def expected(signature: Signature, secret_key: str, method: str, url: str,
@@ -134,4 +182,5 @@ def sign(method: str, url: str, body: bytes = b"", *, access_key: str, secret_ke
     return dict(request.headers.items())
 
 
-__all__ = ["Malformed", "Signature", "expected", "lower_headers", "matches", "parse", "sign"]
+__all__ = ["MAX_SKEW_MINUTES", "Malformed", "Signature", "age_problem", "expected",
+           "lower_headers", "matches", "parse", "sign"]
