@@ -43,6 +43,30 @@ def code_cells(lesson: str) -> list[tuple[str, str]]:
     return [(c["id"], "".join(c["source"])) for c in cells if c["cell_type"] == "code"]
 
 
+#: Per lesson, the checks that grade on a real account and those that say they cannot (with
+#: why: hours of a virtual clock, closes only the local gateway can force).
+GRADED_ON_AWS = {
+    "02": (["ping route config", "ping route live"], []),
+    "03": (["$connect", "$default", "$disconnect"], []),
+    "04": (["predict then verify: keys", "predict then verify: shapes",
+            "protocol router: chat", "protocol router: game and the rest"], []),
+    "05": (["sendmessage: direct", "sendmessage: broadcast", "sendmessage: stale ids"], []),
+    "06": (["keep-alive backoff"], ["keep-alive heartbeat", "keep-alive reconnect"]),
+    "07": (["backoff_delay", "receive"], ["ResilientChat.poll"]),
+    "08": (["authorizer (query string)", "authorizer (Sec-WebSocket-Protocol)",
+            "least-privilege policy"], []),
+}
+
+
+def check_names(out: str) -> tuple[list[str], list[str]]:
+    """The names of the checks that passed ("✅ name: what") and of those not checked
+    ("➖ name: not checked on a real AWS account (why); ...")."""
+    lines = out.splitlines()
+    return ([line[2:].rsplit(": ", 1)[0] for line in lines if line.startswith("✅ ")],
+            [line[2:].partition(": not checked")[0] for line in lines
+             if line.startswith("➖ ")])
+
+
 @pytest.mark.parametrize("lesson", ["02", "03", "04", "05", "06", "07", "08"])
 def test_run_all_on_the_real_account_path_reaches_the_end(aws_data_plane, lesson, capsys):
     namespace: dict = {"display": display, "__name__": "__main__"}
@@ -59,9 +83,52 @@ def test_run_all_on_the_real_account_path_reaches_the_end(aws_data_plane, lesson
     assert "locally:" not in out  # no local URL claimed on AWS (lesson 02)
     skipped = [line for line in out.splitlines() if "not checked on a real AWS account" in line]
     assert all(line.endswith("run the notebook offline to grade it") for line in skipped)
-    if lesson == "03":  # its checks ask @connections about each stored id instead
-        assert not skipped and out.count("✅ $") == 3
+    graded, not_graded = GRADED_ON_AWS[lesson]
+    assert check_names(out) == (graded, not_graded)
+    if lesson == "06":  # each says why it cannot run on AWS
+        assert "hours of a virtual clock" in skipped[0] and "LocalGateway.drop" in skipped[1]
     if lesson == "08":  # the rate limit's next minute, skipped on AWS's clock, not slept
         assert "a minute later: ok: calm again" in out
     if lesson == "07":  # the 2-hour cut: on AWS after 2 real hours, with the source
         assert any("2 real hours (docs/aws-behaviour.md §5)" in line for line in skipped)
+
+
+#: Wrong answers planted in a lesson's exercise cell: (cell id, right text, wrong text), the
+#: checks each must fail, and what the first one's message says. On the real path the checks read
+#: real answers and CloudWatch Logs: a wrong answer fails there too, it is never skipped.
+WRONG_ANSWERS = {
+    "04": ("protocol-router",
+           ('"${request.body.type}.${request.body.op}"', '"$request.body.type"'),
+           ["protocol-router-chat", "protocol-router-game"],
+           "expected chat_say, got fallback (route '$default')"),
+    "05": ("sendmessage-direct-broadcast",
+           ("        try:\n            api.post_to_connection(ConnectionId=target, "
+            "Data=message[\"data\"].encode())\n        except api.exceptions.GoneException:\n"
+            "            table.delete_item(Key={\"connectionId\": target})\n",
+            "        api.post_to_connection(ConnectionId=target, "
+            "Data=message[\"data\"].encode())\n"),
+           ["sendmessage-stale"], "the broadcast failed: GoneException"),
+}
+
+
+@pytest.mark.parametrize("lesson", sorted(WRONG_ANSWERS))
+def test_a_wrong_answer_fails_its_check_on_the_real_account_path(aws_data_plane, lesson,
+                                                                 capsys):
+    from helpers.checks import CheckFailed
+
+    exercise, (right, wrong), failing, message = WRONG_ANSWERS[lesson]
+    namespace: dict = {"display": display, "__name__": "__main__"}
+    failed = {}
+    for cell_id, source in code_cells(lesson):
+        if cell_id == exercise:
+            assert right in source
+            source = source.replace(right, wrong)
+        try:
+            exec(compile(source, f"{lesson}:{cell_id}", "exec"), namespace)
+        except CheckFailed as error:
+            failed[cell_id] = str(error)
+        aws_data_plane.listen()
+    out = capsys.readouterr().out
+    assert list(failed) == failing
+    assert message in " ".join(failed[failing[0]].split())  # the message is wrapped
+    assert "not checked on a real AWS account" not in out

@@ -22,6 +22,22 @@ import websocket
 from helpers.checks import CheckFailed
 from helpers.client import Client
 from helpers.display import Table, table
+from helpers.lessons.real_aws import on_real_account
+from helpers.lessons.real_stage import OfflineOnly
+
+#: Why the two harnesses below cannot grade on a real account (the checks print it).
+HEARTBEAT_ON_AWS = ("it drives your client through hours of a virtual clock in seconds; on "
+                    "AWS the 10-minute idle timeout and the 2-hour cut take real hours "
+                    "(docs/aws-behaviour.md §5)")
+RECONNECT_ON_AWS = ("it forces closes 1006, 1011 and 1012, which only the local gateway can "
+                    "cause (LocalGateway.drop), and a 2-hour cut on a virtual clock; on AWS "
+                    "the cut comes after 2 real hours (docs/aws-behaviour.md §5)")
+
+
+def _offline_only(why: str) -> None:
+    """Refuse before anything is deployed or connected on a real account (lesson 09)."""
+    if on_real_account():
+        raise OfflineOnly(f"not on a real account: {why}", note=why)
 
 
 def clock_label(seconds: float) -> str:
@@ -182,6 +198,7 @@ def run_keepalive(
     for the socket to read the close, so `tick` sees `self.conn.closed` at that instant.
     The client is closed at the end.
     """
+    _offline_only(HEARTBEAT_ON_AWS)
     mark = max((e.seq for e in gateway.log), default=0)
     start = clock.time()
     run = _Run(gateway, clock, settle)
@@ -309,6 +326,7 @@ def reconnect_trial(make_client: Callable[[], Any], gateway: Any, clock: Any) ->
     close 1012 reach it; the connection opened then meets the 2-hour maximum (1001) near 3:00;
     at 3:20 the client closes itself (`client.close()`), and 40 quiet minutes follow.
     """
+    _offline_only(RECONNECT_ON_AWS)
     run = _Run(gateway, clock, settle=5.0)
     mark = max((e.seq for e in gateway.log), default=0)
     start = clock.time()
