@@ -5,7 +5,9 @@ is then served at `wss://{api}.execute-api.{region}.amazonaws.com/{stage}`, `@co
 answers, and Lambda writes what a function prints to CloudWatch Logs. `AwsDataPlane` plays
 that part for a test: it serves each stage with a local gateway started by the test (never by
 the notebook, which gets `RealStage`), and `serving` sends websocket-client connections and
-urllib requests for a stage URL there, as DNS and TLS would send them to AWS.
+urllib requests for a stage URL there, as DNS and TLS would send them to AWS. It can also
+play IAM's eventual consistency (`iam_lag`): a role's policy change that applies only once
+the notebook has waited that long.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import contextlib
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
 import websocket
+from moto.iam.models import Role
 
 from helpers.gateway import LocalGateway, moto_source
 from helpers.gateway.clock import RealClock
@@ -47,6 +50,22 @@ class AwsDataPlane:
         self.gateways: dict[tuple[str, str], LocalGateway] = {}
         self._copied: dict[int, int] = {}  # id(gateway) -> log entries copied so far
         self.clock = AwsClock()
+        #: IAM's eventual consistency: a role's policy change ("put_policy", "delete_policy")
+        #: applies once the notebook has waited (time.sleep) this many seconds more; a change
+        #: not named here applies at once, as moto does.
+        self.iam_lag: dict[str, float] = {}
+        self.waited = 0.0
+        self._pending: list[tuple[float, Callable[[], None]]] = []
+
+    def after_iam_lag(self, kind: str, change: Callable[[], None]) -> None:
+        self._pending.append((self.waited + self.iam_lag.get(kind, 0.0), change))
+        self.apply_due()
+
+    def apply_due(self) -> None:
+        due = [change for when, change in self._pending if when <= self.waited]
+        self._pending = [(when, change) for when, change in self._pending if when > self.waited]
+        for change in due:
+            change()
 
     def serve(self, url: str) -> str | None:
         """The local URL answering for an AWS stage URL (None: not a stage URL)."""
@@ -128,8 +147,17 @@ def serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsDataPlane]:
             plane.clock.skipped += seconds
         else:
             real_sleep(seconds)
+        plane.waited += seconds
+        plane.apply_due()
 
     monkeypatch.setattr(time, "sleep", sleep)
+    put_policy, delete_policy = Role.put_policy, Role.delete_policy
+    monkeypatch.setattr(Role, "put_policy", lambda role, name, document: plane.after_iam_lag(
+        "put_policy", lambda: put_policy(role, name, document)))
+    monkeypatch.setattr(Role, "delete_policy", lambda role, name: (
+        plane.after_iam_lag("delete_policy", lambda: delete_policy(role, name))
+        if name in role.policies
+        else delete_policy(role, name)))  # moto's NoSuchEntity at once
     urllib.request.install_opener(urllib.request.build_opener(_StageHandler(plane)))
     try:
         yield plane

@@ -132,3 +132,24 @@ def test_a_wrong_answer_fails_its_check_on_the_real_account_path(aws_data_plane,
     assert list(failed) == failing
     assert message in " ".join(failed[failing[0]].split())  # the message is wrapped
     assert "not checked on a real AWS account" not in out
+
+
+#: The policy change a cell makes (lessons 03 and 08), and what it prints once IAM applied it.
+AFTER_IAM_CHANGE = {"03": ("delete_policy", "ivan received: None"),
+                    "08": ("put_policy", "with the policy:  ['pushed', 'the push was allowed']")}
+
+
+@pytest.mark.parametrize("lesson", sorted(AFTER_IAM_CHANGE))
+def test_cells_that_change_a_policy_wait_until_iam_applies_it(aws_data_plane, lesson, capsys):
+    """On AWS a policy change applies seconds later (docs §6.3a): with the change applying
+    once the cell has waited 1.2 s, it tries again (after 0.5 s, then 1 s more) until it
+    does, and shows what it shows offline. (The lag is on for that cell's change only.)"""
+    namespace: dict = {"display": display, "__name__": "__main__"}
+    for cell_id, source in code_cells(lesson):
+        change, printed = AFTER_IAM_CHANGE[lesson]
+        aws_data_plane.iam_lag = {change: 1.2} if "until_iam_applies()" in source else {}
+        exec(compile(source, f"{lesson}:{cell_id}", "exec"), namespace)
+        aws_data_plane.listen()
+    out = capsys.readouterr().out
+    assert printed in out.splitlines()
+    assert namespace["attempt"] == 2  # the third try was the first the change applied to

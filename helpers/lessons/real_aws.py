@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +201,28 @@ def on_real_account() -> bool:
     return _real_on
 
 
+#: How long a cell waits, at most, for IAM to apply a policy change (docs §6.3a).
+IAM_SETTLE_TIMEOUT = 60.0
+
+
+def until_iam_applies(timeout: float = IAM_SETTLE_TIMEOUT) -> Iterator[int]:
+    """Attempts at something that depends on a policy change just made:
+    ``for attempt in until_iam_applies(): ...; if it_applied: break``.
+
+    Offline a change applies at once: one attempt. On a real account IAM is eventually
+    consistent (docs/aws-behaviour.md §6.3a): attempts follow with pauses doubling from 0.5 s
+    to 8 s, for at most `timeout` seconds."""
+    yield 0
+    if not _real_on:
+        return
+    deadline, pause, attempt = time.monotonic() + timeout, 0.5, 0
+    while time.monotonic() + pause <= deadline:
+        time.sleep(pause)
+        attempt += 1
+        yield attempt
+        pause = min(pause * 2, 8.0)
+
+
 def offline_only(on_aws: str) -> bool:
     """For a cell whose demonstration exists only offline (a virtual clock, a forced drop).
 
@@ -362,4 +385,5 @@ __all__ = ["CONFIRM", "SWITCH", "TAGS", "Account", "NotConfirmed", "add_course_t
            "course_resources", "delete_course_resources", "now_ms", "offline_only",
            "on_real_account",
            "open_account", "real_requested", "recent_logs",
-           "retry_unassumable_role", "settle", "settle_deployment", "start_course"]
+           "retry_unassumable_role", "settle", "settle_deployment", "start_course",
+           "until_iam_applies"]
