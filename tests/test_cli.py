@@ -83,8 +83,10 @@ def _messages(stderr: str) -> list[str]:
 def test_help_describes_the_options_without_importing_moto() -> None:
     result = _quick("--help")
     assert result.returncode == 0
-    for option in ("--host", "--port", "--stage", "--idle-timeout", "--max-lifetime", "--log"):
+    for option in ("--host", "--port", "--stage", "--idle-timeout", "--max-lifetime",
+                   "--environment-idle-lifetime", "--log"):
         assert option in result.stdout
+    assert "(default 600," in " ".join(result.stdout.split())  # defaults.py's, as AWS's
     imported = _imported(result.stderr)
     assert "argparse" in imported  # the timing is on: the check below means something
     assert not {m for m in imported if m.split(".")[0] in ("moto", "boto3", "botocore")}
@@ -102,6 +104,9 @@ def test_help_describes_the_options_without_importing_moto() -> None:
     (["--max-lifetime", "nan"], "not a positive, finite duration"),
     (["--max-lifetime", "inf"], "not a positive, finite duration"),
     (["--idle-timeout", "soon"], "not a number of seconds"),
+    (["--environment-idle-lifetime", "0"], "not a positive, finite duration"),
+    (["--environment-idle-lifetime", "ten"], "not a number of seconds"),
+    (["--environment-idle-lifetime"], "expected one argument"),
     (["--verbose"], "unrecognized arguments"),
 ])
 def test_bad_arguments_get_one_clear_line_and_exit_2(args, words) -> None:
@@ -203,6 +208,36 @@ def test_log_shows_handler_log_lines_and_shortens_long_bodies(served_with_log) -
     assert re.search(r"^ +\| connected \S+ as ada$", printed, re.MULTILINE)  # print() in $connect
     assert "more characters)" in printed
     assert max(len(line) for line in lines) < 1000
+
+
+@pytest.mark.parametrize(("args", "cold_starts"), [
+    ((), 1),  # the default: the second $connect finds the first one's environment warm
+    (("--environment-idle-lifetime", "0.001"), 2),  # reclaimed long before it comes
+])
+def test_environment_idle_lifetime_decides_when_the_next_call_is_a_cold_start(
+        args, cold_starts) -> None:
+    serving = _serving("--port", "0", "--log", *args)
+    process, url, _ = next(serving)
+    try:
+        for name in ("ada", "bob"):  # one after the other: the second after the first closed
+            websocket.create_connection(f"{url}?name={name}", timeout=10).close()
+        invocations: list[list[str]] = []  # chat-connect's [invoke] line and its log lines
+        current: list[str] | None = None
+        for line in process.stdout:
+            if line.startswith(" ") and current is not None:
+                current.append(line)  # an indented log line of the invocation above
+                continue
+            current = None
+            if line.startswith("[invoke") and 'function="chat-connect"' in line:
+                invocations.append(current := [line])
+            if line.startswith("[connect ") and len(invocations) == 2:
+                break  # bob's handshake, logged after its $connect
+        environments = {re.search(r'environment="([^"]+)"', lines[0])[1]
+                        for lines in invocations}
+        cold = sum("Init Duration" in "".join(lines) for lines in invocations)
+        assert (len(invocations), len(environments), cold) == (2, cold_starts, cold_starts)
+    finally:
+        serving.close()
 
 
 def test_without_log_a_failing_handler_still_prints_one_line(served) -> None:

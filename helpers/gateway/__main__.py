@@ -20,6 +20,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from helpers.gateway import defaults  # numbers only: nothing heavy
+
 PROG = "python -m helpers.gateway"
 #: AWS stage names: letters, digits, hyphens and underscores, at most 128 characters.
 STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -78,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="close idle connections after this long (AWS: 600)")
     parser.add_argument("--max-lifetime", type=_seconds, default=None, metavar="SECONDS",
                         help="close every connection after this long (AWS: 7200)")
+    parser.add_argument("--environment-idle-lifetime", type=_seconds,
+                        default=defaults.ENVIRONMENT_IDLE_LIFETIME, metavar="SECONDS",
+                        help="reclaim a handler's execution environment left idle this long, "
+                        "so that its next call is a cold start (default %(default)g, as "
+                        "observed on AWS)")
     parser.add_argument("--log", action="store_true",
                         help="print the gateway's event log as it happens, with the handlers' "
                         "own log lines")
@@ -185,7 +192,7 @@ def serve(args: argparse.Namespace, signals: StopSignals) -> int:
     from helpers.gateway.demo_chat import create_chat_api
     from helpers.gateway.server import stop_all
 
-    options = {}
+    options = {"environment_idle_lifetime": args.environment_idle_lifetime}
     if args.idle_timeout is not None:
         options["idle_timeout"] = args.idle_timeout
     if args.max_lifetime is not None:
