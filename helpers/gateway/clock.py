@@ -11,6 +11,7 @@ effects (closes, `$disconnect` invocations) are complete. So a lesson can show t
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -20,6 +21,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 TimerCallback = Callable[[], Awaitable[None]]
+#: Real seconds a VirtualClock remembers its advances for `elapsed_since`: a week, the longest
+#: AWS lets a presigned URL last (S3's maximum, docs/aws-behaviour.md §6.3); a signature older
+#: than that is stale whatever the advances since.
+ADVANCES_KEPT = 7 * 24 * 3600
 
 
 class TimerHandle(Protocol):
@@ -126,7 +131,9 @@ class VirtualClock:
         self._lock = threading.RLock()
         self._settle_timeout = settle_timeout
         self._refusal: str | None = None
-        self._advances: list[tuple[float, float]] = []  # (real time it began, seconds)
+        # [whole real second, virtual seconds advanced then], oldest first: one entry per
+        # second, so a lesson advancing in a tight loop keeps a short list
+        self._advances: collections.deque[list[float]] = collections.deque()
 
     def time(self) -> float:
         return self._now
@@ -136,9 +143,12 @@ class VirtualClock:
         before `advance(minutes=10)` is ten minutes older after it; a call signed after it
         (boto3 signs each request as it is sent) is as fresh as ever. X-Amz-Date has whole
         seconds, so an advance begun in the signature's own second does not count."""
+        jumped = 0.0
         with self._lock:
-            jumped = sum(seconds for began, seconds in self._advances
-                         if began >= wall_time + 1)
+            for second, seconds in reversed(self._advances):
+                if second < wall_time + 1:
+                    break
+                jumped += seconds
         return time.time() - wall_time + jumped
 
     def refuse(self, reason: str) -> None:
@@ -168,10 +178,7 @@ class VirtualClock:
         target = self._now + seconds + 60 * minutes + 3600 * hours
         if target < self._now:
             raise ValueError("A VirtualClock only moves forward: pass a positive duration.")
-        began = time.time()
-        with self._lock:  # older than an hour of real time, a signature is stale anyway
-            self._advances = [a for a in self._advances if a[0] > began - 3600]
-            self._advances.append((began, target - self._now))
+        self._remember(target - self._now)
         while True:
             with self._lock:
                 if not self._timers or self._timers[0][0] > target:
@@ -186,6 +193,18 @@ class VirtualClock:
             future.result(self._settle_timeout)
         self._now = target
         return self._now
+
+    def _remember(self, seconds: float) -> None:
+        """Note an advance for `elapsed_since`, in the real second it begins."""
+        second = float(int(time.time()))
+        with self._lock:
+            advances = self._advances
+            while advances and advances[0][0] < second - ADVANCES_KEPT:
+                advances.popleft()
+            if advances and advances[-1][0] == second:
+                advances[-1][1] += seconds
+            else:
+                advances.append([second, seconds])
 
     def __repr__(self) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._now))
