@@ -176,3 +176,15 @@ def test_a_condition_on_a_key_the_call_lacks_fails_unless_if_exists(chat):
     assert push_once(gateway)[0][0] == 403
     set_conditional_policy(api, {"StringEqualsIfExists": {"aws:SourceVpc": "vpc-1"}})
     assert push_once(gateway) == ("ok", ["pushed"])
+
+
+def test_a_handlers_boto3_call_comes_from_this_machine(chat):
+    """docs §7.4: `aws:SourceIp` is in every request context; a call answered in-process
+    comes from 127.0.0.1 (inferred: on AWS, the address the function's calls leave from)."""
+    api, gateway = chat
+    revoke_manage_connections(api)
+    set_conditional_policy(api, {"IpAddress": {"aws:SourceIp": "127.0.0.1/32"}})
+    assert push_once(gateway) == ("ok", ["pushed"])
+    set_conditional_policy(api, {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}})
+    assert push_once(gateway)[0][:2] == [403, "AccessDeniedException"]
+    assert "Condition did not hold" in gateway.log.entries("refused")[-1]["reason"]

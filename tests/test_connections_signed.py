@@ -49,6 +49,27 @@ def lambda_handler(event, context):
             "body": json.dumps([answer.status_code, answer.headers.get("x-amzn-ErrorType")])}
 """
 
+PUSH_FROM = """
+import http.client, json, os
+from urllib.parse import quote, urlsplit
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+def lambda_handler(event, context):
+    ctx, order = event["requestContext"], json.loads(event["body"])
+    url = f"{order['endpoint']}/@connections/{quote(ctx['connectionId'], safe='')}"
+    request = AWSRequest(method="POST", url=url, data=b"pushed")
+    SigV4Auth(boto3.Session().get_credentials(), "execute-api",
+              os.environ["AWS_REGION"]).add_auth(request)
+    parts = urlsplit(url)
+    call = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10,
+                                      source_address=(order["source"], 0))
+    call.request("POST", parts.path, body=b"pushed", headers=dict(request.headers))
+    return {"statusCode": 200, "body": json.dumps(call.getresponse().status)}
+"""
+
 
 def owner_signed(method: str, url: str, body: bytes = b"", secret: str = "testing",
                  key: str = "testing") -> urllib.request.Request:
@@ -290,3 +311,36 @@ def test_a_virtual_clock_counts_only_the_advances_after_a_signature():
     assert 600 <= clock.elapsed_since(before) < 600 + 60
     assert clock.elapsed_since(after) < 60
     assert RealClock().elapsed_since(before) < 60
+
+
+def test_a_virtual_clock_remembers_many_small_advances_in_a_few_records():
+    """A lesson may advance in a tight loop (lesson 06's reconnect trial: thousands of
+    steps); the clock keeps one record per real second, and every step still counts."""
+    clock = VirtualClock()
+    before = time.time() - 2
+    for _ in range(20_000):
+        clock.advance(0.25)
+    assert 5000 <= clock.elapsed_since(before) < 5000 + 60
+    assert len(clock._advances) < 60  # per real second, not per advance
+
+
+def test_aws_source_ip_is_the_address_a_plain_http_call_comes_from(aws, serve_api):
+    """docs §7.4: a handler's role may be limited to calls from some addresses; over HTTP
+    the key is the peer address of the call (here 127.0.0.2, a loopback address of Linux)."""
+    api = deploy_websocket_api("fromip", {"$default": PUSH_FROM}, two_way=["$default"])
+    role = api.role.rsplit("/", 1)[-1]
+    iam = boto3.client("iam")
+    iam.delete_role_policy(RoleName=role, PolicyName=f"manage-connections-{api.api_id}")
+    iam.put_role_policy(RoleName=role, PolicyName="from-127-0-0-2", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "execute-api:ManageConnections", "Resource": "*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.2/32"}}}]}))
+    gateway = serve_api(api)
+    with Client(gateway.url) as client:
+        for source, answers in (("127.0.0.2", ["pushed", "200"]), ("127.0.0.1", ["403"])):
+            client.send(json.dumps({"endpoint": gateway.http_url, "source": source}))
+            received = [client.recv(timeout=15)]
+            if received == ["pushed"]:
+                received.append(client.recv(timeout=15))
+            assert received == answers
+    assert "Condition did not hold" in gateway.log.entries("refused")[-1]["reason"]

@@ -91,13 +91,17 @@ def _signed_by(method: str, url: str, headers: Mapping[str, str], body: bytes, a
     return Caller(environment.running)
 
 
+#: `aws:SourceIp` of a boto3 call answered in-process (*inferred*, docs/aws-behaviour.md §7.4):
+#: it comes from this machine. On AWS it is the address the function's calls leave from.
+IN_PROCESS_SOURCE_IP = "127.0.0.1"
+
+
 def request_context(principal_arn: str, region: str, now: float, url: str, *,
                     principal_type: str = "AssumedRole",
                     source_ip: str | None = None) -> iam_policy.Context:
     """The condition keys a call carries (docs/aws-behaviour.md §7.4): who (for an
     invocation its role: `aws:PrincipalArn` of an assumed-role session is the role's ARN),
-    where, when, and over what. `aws:SourceIp` only where a client connected over the
-    network (the handshake); VPC keys never."""
+    where from, when, and over what. VPC keys never: there are no VPC endpoints here."""
     context = {
         "aws:PrincipalArn": principal_arn,
         "aws:PrincipalAccount": (principal_arn.split(":")[4]
@@ -193,5 +197,5 @@ def role_refusal(role: str, resource: str,
     return connections_api.why_refused(decision, role, resource)
 
 
-__all__ = ["INVOKE", "OWNER", "Caller", "connect_refusal", "in_process", "over_http",
-           "request_context", "role_refusal"]
+__all__ = ["INVOKE", "IN_PROCESS_SOURCE_IP", "OWNER", "Caller", "connect_refusal",
+           "in_process", "over_http", "request_context", "role_refusal"]

@@ -369,10 +369,11 @@ class LocalGateway:
         """Answer one `@connections` call made in this process (see `registry`), from any
         thread but the gateway's own. `headers` (botocore's) carry the call's signature."""
         caller = callers.in_process(method, url, headers, body, self.clock.elapsed_since)
-        return self._authorized(caller, method, connection_id, body, url)
+        return self._authorized(caller, method, connection_id, body, url,
+                                callers.IN_PROCESS_SOURCE_IP)
 
     def _authorized(self, caller: Caller | Answer, method: str, connection_id: str,
-                    body: bytes, url: str) -> Answer:
+                    body: bytes, url: str, source_ip: str) -> Answer:
         """The one decision both doors share (docs/aws-behaviour.md §6.3): the account owner
         may do anything; an invocation past its function timeout nothing (on AWS its sandbox
         is frozen: the call never happens; logged "after timeout", and a handler calling
@@ -395,7 +396,8 @@ class LocalGateway:
                 return connections_api.frozen(connection_id)
             role = getattr(function, "role", None)
             if role:
-                refused = self._role_refusal(role, function.name, method, connection_id, url)
+                refused = self._role_refusal(role, function.name, method, connection_id, url,
+                                             source_ip)
                 if refused is not None:
                     return refused
         if self._loop is None or not self.running:
@@ -403,13 +405,13 @@ class LocalGateway:
         return self._management(method, connection_id, body)
 
     def _role_refusal(self, role: str, function_name: str, method: str, connection_id: str,
-                      url: str) -> Answer | None:
+                      url: str, source_ip: str) -> Answer | None:
         config = self.config
         resource = connections_api.resource_arn(config.region, config.account_id,
                                                 config.api_id, config.stage, method,
                                                 connection_id)
         problem = callers.role_refusal(role, resource, lambda: callers.request_context(
-            role, config.region, self.clock.time(), url))
+            role, config.region, self.clock.time(), url, source_ip=source_ip))
         if problem is None:
             return None
         self.log.record(self._now(), "refused", connection_id, op=method.lower(), status=403,
@@ -562,15 +564,16 @@ class LocalGateway:
     # Transport events (lock held) ------------------------------------------------------
 
     def http_request(self, method: str, target: str, body: bytes,
-                     headers: Iterable[tuple[str, str]] = ()) -> Answer:
-        """Plain HTTP on the gateway's port: `@connections`, or the 426 for the stage."""
+                     headers: Iterable[tuple[str, str]], source_ip: str) -> Answer:
+        """Plain HTTP on the gateway's port: `@connections` (from the client at `source_ip`),
+        or the 426 for the stage."""
         stage = self.config.stage
         connection_id = connections_api.parse_path(target, stage)
         if connection_id is not None:
             lowered = sigv4.lower_headers(headers)
             url = f"http://{lowered.get('host') or f'{self.host}:{self.port}'}{target}"
             caller = callers.over_http(method, url, lowered, body, self.clock.elapsed_since)
-            return self._authorized(caller, method, connection_id, body, url)
+            return self._authorized(caller, method, connection_id, body, url, source_ip)
         if target.split("?", 1)[0].rstrip("/") == f"/{stage}":
             return rules.upgrade_required()
         return connections_api.not_found(target, stage)

@@ -44,7 +44,7 @@ class Owner(Protocol):
     for WebSocket events."""
 
     def http_request(self, method: str, target: str, body: bytes,
-                     headers: list[tuple[str, str]]) -> Answer: ...
+                     headers: list[tuple[str, str]], source_ip: str) -> Answer: ...
     def upgrade_requested(self, tcp: Transport, request: Request) -> None: ...
     def text_received(self, tcp: Transport, data: bytes) -> None: ...
     def binary_received(self, tcp: Transport) -> None: ...
@@ -198,7 +198,8 @@ class Transport(asyncio.Protocol):
             elif isinstance(event, h11.EndOfMessage):
                 self.raw = None  # keep-alive requests after the first are never upgrades
                 self._respond(*self.owner.http_request(self.method, self.target,
-                                                       bytes(self.body), self.headers))
+                                                       bytes(self.body), self.headers,
+                                                       self.peer_ip))
                 if self.http.our_state is h11.MUST_CLOSE:
                     self.close()
                     return
