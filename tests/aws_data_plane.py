@@ -16,6 +16,7 @@ import contextlib
 import re
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 
 import boto3
@@ -99,7 +100,8 @@ class AwsDataPlane:
                 # run started, as Lambda stamps them (the entry is made when it ends)
                 started = int(entry.time * 1000 - entry.get("duration_ms", 0))
                 logs.put_log_events(logGroupName=group, logStreamName="stream", logEvents=[
-                    {"timestamp": started, "message": line + "\n"} for line in entry["logs"]])
+                    {"timestamp": started, "message": line + "\n"}
+                    for line in _as_lambda_logs(entry["logs"])])
             self._copied[id(gateway)] = len(entries)
 
     def listen(self) -> None:
@@ -112,6 +114,17 @@ class AwsDataPlane:
     def stop(self) -> None:
         for gateway in self.gateways.values():
             gateway.stop()
+
+
+def _as_lambda_logs(lines: list[str]) -> list[str]:
+    """A run's lines as CloudWatch Logs has them: the local gateway logs a timed-out run as
+    its one "Task timed out" line, where Lambda writes it between START and END."""
+    if not lines or lines[0].startswith("START RequestId: "):
+        return lines
+    request_id = str(uuid.uuid4())
+    return [f"START RequestId: {request_id} Version: $LATEST",
+            *(f"{request_id} {line}" for line in lines), f"END RequestId: {request_id}",
+            f"REPORT RequestId: {request_id}"]
 
 
 class _StageHandler(urllib.request.BaseHandler):
