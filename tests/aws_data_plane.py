@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 import urllib.request
 import uuid
@@ -52,7 +53,8 @@ class AwsDataPlane:
         self._copied: dict[int, int] = {}  # id(gateway) -> log entries copied so far
         self.clock = AwsClock()
         #: IAM's eventual consistency: a role's policy change ("put_policy", "delete_policy")
-        #: applies once the notebook has waited (time.sleep) this many seconds more; a change
+        #: applies once the notebook's thread has waited (time.sleep) this many seconds more
+        #: (other threads' sleeps do not count: they would make it apply early); a change
         #: not named here applies at once, as moto does.
         self.iam_lag: dict[str, float] = {}
         self.waited = 0.0
@@ -153,6 +155,7 @@ def serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsDataPlane]:
 
     monkeypatch.setattr(websocket, "create_connection", create_connection)
     real_sleep = time.sleep
+    notebook_thread = threading.get_ident()  # the one whose waits let IAM catch up
 
     def sleep(seconds: float) -> None:
         """A notebook's wait of a minute or more (for AWS's clock) skips it instead."""
@@ -160,8 +163,9 @@ def serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsDataPlane]:
             plane.clock.skipped += seconds
         else:
             real_sleep(seconds)
-        plane.waited += seconds
-        plane.apply_due()
+        if threading.get_ident() == notebook_thread:  # not the gateway's or a client's
+            plane.waited += seconds
+            plane.apply_due()
 
     monkeypatch.setattr(time, "sleep", sleep)
     put_policy, delete_policy = Role.put_policy, Role.delete_policy
