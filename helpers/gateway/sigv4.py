@@ -45,11 +45,7 @@ class Signature:
     timestamp: str  # X-Amz-Date: YYYYMMDDTHHMMSSZ
     in_query: bool = False  # a presigned URL: the parts are query parameters
     expires: int | None = None  # a presigned URL's X-Amz-Expires, in seconds
-
-    @property
-    def signed_at(self) -> float:
-        """X-Amz-Date as seconds since the epoch (checked readable by `parse`)."""
-        return float(calendar.timegm(time.strptime(self.timestamp, _STAMP)))
+    signed_at: float = 0.0  # X-Amz-Date as seconds since the epoch
 
 
 class Malformed(ValueError):
@@ -105,7 +101,7 @@ def parse(headers: Mapping[str, str], query: str = "") -> Signature | None:
     if not timestamp:
         raise Malformed("the request has no X-Amz-Date")
     try:
-        time.strptime(timestamp, _STAMP)
+        signed_at = float(calendar.timegm(time.strptime(timestamp, _STAMP)))
     except ValueError:
         raise Malformed(f"X-Amz-Date must be in the form YYYYMMDD'T'HHMMSS'Z' (UTC), as "
                         f"20260101T120000Z; got {timestamp!r}. Sign with botocore or "
@@ -113,7 +109,8 @@ def parse(headers: Mapping[str, str], query: str = "") -> Signature | None:
     if expires is not None and not expires.isdigit():
         raise Malformed(f"X-Amz-Expires must be a whole number of seconds, not {expires!r}")
     return Signature(key, date, region, service, tuple(signed.lower().split(";")), signature,
-                     timestamp, in_query, None if expires is None else int(expires))
+                     timestamp, in_query, None if expires is None else int(expires),
+                     signed_at)
 
 
 def age_problem(signature: Signature, age: float) -> str | None:
