@@ -149,8 +149,10 @@ AFTER_IAM_CHANGE = {"03": ("delete_policy", "ivan received: None"),
 @pytest.mark.parametrize("lesson", sorted(AFTER_IAM_CHANGE))
 def test_cells_that_change_a_policy_wait_until_iam_applies_it(aws_data_plane, lesson, capsys):
     """On AWS a policy change applies seconds later (docs §6.3a): with the change applying
-    once the cell has waited 1.2 s, it tries again (after 0.5 s, then 1 s more) until it
-    does, and shows what it shows offline. (The lag is on for that cell's change only.)"""
+    once the cell has waited 1.2 s, it tries again until it does, and shows what it shows
+    offline. (The lag is on for that cell's change only. Which try is the first to succeed
+    depends on how long the cell's own waits took: a CloudWatch poll sleeps 3 s when the
+    run's END line is not there yet.)"""
     namespace: dict = {"display": display, "__name__": "__main__"}
     for cell_id, source in code_cells(lesson):
         change, printed = AFTER_IAM_CHANGE[lesson]
@@ -159,4 +161,4 @@ def test_cells_that_change_a_policy_wait_until_iam_applies_it(aws_data_plane, le
         aws_data_plane.listen()
     out = capsys.readouterr().out
     assert printed in out.splitlines()
-    assert namespace["attempt"] == 2  # the third try was the first the change applied to
+    assert namespace["attempt"] >= 1  # the first try met the old policy and was retried
