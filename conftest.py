@@ -28,20 +28,23 @@ from nbval.plugin import IPyNbCell, IPyNbFile
 #: What a learner's unsolved check may raise (helpers.checks): anything else is a bug.
 FRIENDLY = ("CheckFailed", "NotDoneYet")
 #: The longest test modules (`--durations`: a JupyterLab and browser, an nbgrader course, the
-#: grader on every planted submission, every lesson's real-AWS path, a fifty-member chat, moto
-#: under load, fresh interpreters importing moto), collected first.
+#: grader on every planted submission and on hostile ones, every lesson's real-AWS path, a
+#: fifty-member chat, moto under load, fresh interpreters importing moto), collected first.
 #: `--dist loadscope --no-loadscope-reorder` (tasks.py) hands scopes to workers in collection
-#: order: started last, one of them would keep a worker busy long after the other has finished.
+#: order: started last, one of them would keep a worker busy long after the others finished.
 #: The notebooks come next.
 LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/test_grade.py",
+                 "tests/test_real_aws_notebooks.py", "tests/test_grade_isolation.py",
                  "tests/test_real_aws_path.py", "tests/test_lesson_chat.py",
-                 "tests/test_moto_dynamodb.py", "tests/test_cli.py", "tests/test_patches.py")
-#: Long tests that use no fixture of their module: each is a scope of its own, so the other
-#: worker can run it while its module's fixture (a whole graded class) is being built.
-OWN_SCOPE = (
-    "tests/test_grade.py::test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing",
-    "tests/test_grade.py::test_redefining_lesson_08s_helpers_in_an_answer_gains_nothing",
-)
+                 "tests/test_cli.py", "tests/test_patches.py", "tests/test_chat_browser.py",
+                 "tests/test_moto_dynamodb.py")
+#: Test modules with a fixture wider than a function (a JupyterLab, an nbgrader course, a
+#: graded class, kernels): each is one scope, so its fixture is built once, on one worker.
+#: Every other test is a scope of its own, so a long module spreads over the workers; a
+#: notebook is always one scope (its cells run in order in one kernel).
+#: (tests/test_notebook_harness.py checks that this names every such module.)
+SHARED_FIXTURE_MODULES = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py",
+                          "tests/test_grade.py", "tests/test_notebook_harness.py")
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60
@@ -68,8 +71,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # stable: the rest keep their order (testpaths: notebooks first)
 
 
-class _OwnScopes:
-    """`--dist loadscope`, with the OWN_SCOPE tests as scopes of their own (an xdist hook)."""
+def scope_of(nodeid: str) -> str:
+    """The xdist scope of a test: its file for a notebook or a SHARED_FIXTURE_MODULES module,
+    else the test itself."""
+    path = nodeid.split("::", 1)[0]
+    return path if path.endswith(".ipynb") or path in SHARED_FIXTURE_MODULES else nodeid
+
+
+class _Scopes:
+    """`--dist loadscope`, with `scope_of`'s scopes (an xdist hook)."""
 
     @staticmethod
     def pytest_xdist_make_scheduler(config: pytest.Config, log):
@@ -79,14 +89,14 @@ class _OwnScopes:
 
         class Scheduling(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:
-                return nodeid if nodeid in OWN_SCOPE else super()._split_scope(nodeid)
+                return scope_of(nodeid)
 
         return Scheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):  # a dev dependency, and `-p no:xdist` exists
-        config.pluginmanager.register(_OwnScopes())
+        config.pluginmanager.register(_Scopes())
 
 
 def is_check(cell) -> bool:

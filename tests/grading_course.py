@@ -8,6 +8,8 @@ points it must score.
 from __future__ import annotations
 
 import copy
+import csv
+import os
 from pathlib import Path
 
 import nbformat
@@ -16,7 +18,10 @@ from helpers.authoring import learner_copy
 from helpers.nbbuild import code, md, write_notebook
 
 NOTEBOOK = "01_demo.ipynb"
-MARK = "grade-test-leftover"  # names processes and files a submission must not leave behind
+#: Names the processes and files a submission must not leave behind: one per test process, so
+#: that a check for leftovers never sees what a test running beside it (another xdist worker,
+#: another checkout's suite) started and has not cleaned up yet.
+MARK = f"grade-test-leftover-{os.getpid()}"
 
 SOLUTION_CELLS = [
     md("# Demo"),
@@ -93,9 +98,11 @@ return 2 * x"""), 3),
     "renamed": ("def twice(x):\n    return 2 * x", 0),
     "sys-exit": ("import sys\nsys.exit(3)", 0),
     "kernel-crash": ("import os\nos._exit(1)", 0),
-    "infinite-loop": ("while True:\n    pass", 0),
-    "ignores-sigint": ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                       "while True:\n    pass", 0),
+    # The hangs sleep: a busy loop is interrupted the same way (SIGINT between bytecodes) but
+    # burns a core for the whole cell timeout, which the other tests running beside it need.
+    "infinite-loop": ("import time\nwhile True:\n    time.sleep(0.1)", 0),
+    "ignores-sigint": ("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                       "while True:\n    time.sleep(0.1)", 0),
     "huge-output": (answer("return 2 * x") + "\nprint('x' * 16_000_000)", 3),
     "leaves-things-behind": (answer("return 2 * x") + f"""
 import subprocess, sys, socket, threading, http.server
@@ -151,3 +158,19 @@ def write_submissions(solutions: Path, folder: Path, learners=None) -> Path:
     (folder / "not-json").mkdir(parents=True, exist_ok=True)
     (folder / "not-json" / NOTEBOOK).write_text("{ this is not a notebook")
     return folder
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    with (out / "grades.csv").open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def totals(out: Path) -> dict[str, float]:
+    points: dict[str, float] = {}
+    for row in rows(out):
+        points[row["learner"]] = points.get(row["learner"], 0) + float(row["points"])
+    return points
+
+
+def status(out: Path, learner: str) -> dict[str, str]:
+    return {r["grade_id"]: r["status"] for r in rows(out) if r["learner"] == learner}

@@ -56,10 +56,25 @@ def test_the_full_suite_is_the_default_and_runs_on_every_core():
 
 
 def test_the_scheduling_hints_name_tests_that_exist():
-    """conftest.py's LONGEST_FIRST and OWN_SCOPE go stale silently when a test moves."""
+    """conftest.py's LONGEST_FIRST goes stale silently when a test module moves."""
     hints = runpy.run_path(str(ROOT / "conftest.py"))
     for path in hints["LONGEST_FIRST"]:
         assert (ROOT / path).is_file(), path
-    for nodeid in hints["OWN_SCOPE"]:
-        path, name = nodeid.split("::")
-        assert f"def {name}(" in (ROOT / path).read_text(), nodeid
+
+
+def test_every_module_with_a_shared_fixture_is_one_scope():
+    """A module whose tests share a fixture wider than a function, split over workers, would
+    build that fixture once per worker (an nbgrader course, a JupyterLab): conftest.py must
+    keep it whole, and everything else, split, must not need to be whole."""
+    hints = runpy.run_path(str(ROOT / "conftest.py"))
+    wide = re.compile(r"""scope\s*=\s*["'](module|class|package|session)["']""")
+    sharing = {path.relative_to(ROOT).as_posix() for path in (ROOT / "tests").glob("test_*.py")
+               if wide.search(path.read_text())}
+    assert sharing == set(hints["SHARED_FIXTURE_MODULES"])
+    scope_of = hints["scope_of"]
+    assert scope_of("tests/test_grade.py::test_every_lost_point_has_a_reason") \
+        == "tests/test_grade.py"
+    assert scope_of("solutions/05_pushing_messages.ipynb::Cell 3") \
+        == "solutions/05_pushing_messages.ipynb"
+    assert scope_of("tests/test_cli.py::test_sigterm_also_stops_cleanly") \
+        == "tests/test_cli.py::test_sigterm_also_stops_cleanly"
