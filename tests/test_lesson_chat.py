@@ -7,6 +7,7 @@ test proves one behaviour the lesson shows.
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -118,6 +119,29 @@ def test_broadcast_deletes_a_stale_row_on_gone(room):
     gateway.log.wait_for_invocations("sendmessage", 1)
     assert [r["nickname"] for r in connections_table(chat).scan()["Items"]] == ["alice"]
     assert any(e["op"] == "post" and e["status"] == 410 for e in gateway.log.entries("manage"))
+
+
+def test_a_member_still_joining_keeps_its_row_when_a_post_to_it_is_gone(room):
+    """A connection answers 410 until its `$connect` returns (docs §4.1), which may take up to
+    29 s: a row written less than JOINING_SECONDS ago is kept when a post to it is gone, so a
+    member who joins while someone speaks stays in the room (and catches up); an older row,
+    or one without `joinedAt`, is stale and deleted."""
+    from helpers.lessons.capstone.backend.chat import JOINING_SECONDS
+
+    chat, gateway, join = room
+    alice = join("alice")
+    now = int(time.time())
+    table = connections_table(chat)
+    table.put_item(Item={"connectionId": "JoiningConnA=", "nickname": "joining",
+                         "joinedAt": now})
+    table.put_item(Item={"connectionId": "StaleConnAAA=", "nickname": "stale",
+                         "joinedAt": now - JOINING_SECONDS - 1})
+    alice.send_json({"action": "sendmessage", "text": "anyone?"})
+    received(alice, 1)
+    [entry] = gateway.log.wait_for_invocations("sendmessage", 1)
+    assert sorted(r["nickname"] for r in table.scan()["Items"]) == ["alice", "joining"]
+    assert any("JoiningConnA= is still joining: keeping it" in line for line in entry["logs"])
+    assert any("StaleConnAAA=: deleting it" in line for line in entry["logs"])
 
 
 def test_messages_are_stored_with_a_ttl_and_the_table_has_ttl_enabled(room):

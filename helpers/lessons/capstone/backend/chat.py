@@ -5,7 +5,8 @@ on AWS (`template.yaml` beside this folder points `CodeUri` here). Only boto3 an
 library: nothing from the course's helpers.
 
 Tables (names from the environment):
-- CONNECTIONS_TABLE: one row per open connection, `connectionId` -> `nickname`, `expiresAt`.
+- CONNECTIONS_TABLE: one row per open connection, `connectionId` -> `nickname`, `joinedAt`,
+  `expiresAt`.
 - MESSAGES_TABLE: the room's history, key (`room`, `id`); `id` 0 holds the room's counter.
   Rows carry `expiresAt` (epoch seconds), the table's TTL attribute.
 
@@ -27,6 +28,10 @@ TTL_SECONDS = int(os.environ.get("TTL_SECONDS", "86400"))
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "0")) or None
 HISTORY = 20  # messages a newcomer gets when it has seen none
 NICKNAME = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+#: A connection answers 410 (GoneException) until its `$connect` returns, and `$connect` may
+#: run up to 29 s (API Gateway's integration timeout): a row younger than this that answers
+#: 410 may be a member still joining, not a stale one.
+JOINING_SECONDS = 30
 
 dynamodb = boto3.resource("dynamodb")
 connections = dynamodb.Table(os.environ.get("CONNECTIONS_TABLE", "chat_connections"))
@@ -59,28 +64,39 @@ def pages(read, **request):
 def members():
     """{connectionId: nickname} of everyone in the room (a paginated scan)."""
     return {row["connectionId"]: row["nickname"]
-            for row in pages(connections.scan, ProjectionExpression="connectionId, nickname")}
+            for row in pages(connections.scan, ProjectionExpression="connectionId, nickname",
+                             ConsistentRead=True)}
+
+
+def forget(connection_id):
+    """Delete a stale connection's row, unless it may belong to a member still joining."""
+    try:
+        connections.delete_item(
+            Key={"connectionId": connection_id},
+            ConditionExpression="attribute_not_exists(joinedAt) OR joinedAt < :joining",
+            ExpressionAttributeValues={":joining": int(time.time()) - JOINING_SECONDS})
+        print(f"stale connection {connection_id}: deleting it")
+    except connections.meta.client.exceptions.ConditionalCheckFailedException:
+        print(f"connection {connection_id} is still joining: keeping it")
 
 
 def send(api, connection_id, payload):
-    """Post JSON to one connection; a gone connection is deleted. Returns whether it arrived."""
+    """Post JSON to one connection; a gone connection is forgotten. Returns whether it arrived."""
     try:
         api.post_to_connection(ConnectionId=connection_id, Data=json.dumps(payload).encode())
         return True
     except api.exceptions.GoneException:  # before ClientError: it is a subclass
-        print(f"stale connection {connection_id}: deleting it")
-        connections.delete_item(Key={"connectionId": connection_id})
+        forget(connection_id)
         return False
 
 
 def alive(api, connection_id):
-    """Whether a stored connection is still open; a gone one is deleted (a lost $disconnect)."""
+    """Whether a stored connection is still open; a gone one is forgotten (a lost $disconnect)."""
     try:
         api.get_connection(ConnectionId=connection_id)
         return True
     except api.exceptions.GoneException:
-        print(f"stale connection {connection_id}: deleting it")
-        connections.delete_item(Key={"connectionId": connection_id})
+        forget(connection_id)
         return False
 
 
@@ -110,8 +126,9 @@ def on_connect(event, context):
     holder = next((cid for cid, name in people.items() if name == nick), None)
     if holder is not None and alive(api, holder):
         return {"statusCode": 409, "body": f"{nick} is already in the room"}
+    now = int(time.time())
     connections.put_item(Item={"connectionId": ctx["connectionId"], "nickname": nick,
-                               "expiresAt": int(time.time()) + 3 * 3600})
+                               "joinedAt": now, "expiresAt": now + 3 * 3600})
     # Not to the newcomer: its socket opens only after this handler returns (410 now).
     people.pop(holder, None)  # gone (alive() deleted its row)
     broadcast(api, store({"type": "join", "nick": nick}), people=people,
@@ -134,8 +151,8 @@ def on_sendmessage(event, context):
     cid = event["requestContext"]["connectionId"]
     body = json.loads(event["body"])
     api = management_api(event)
-    people = members()
-    sender = people.get(cid)
+    row = connections.get_item(Key={"connectionId": cid}).get("Item")
+    sender = row and row["nickname"]
     text = str(body.get("text", ""))
     if sender is None or not text:
         send(api, cid, {"type": "error", "error": "join with ?nick= and send a non-empty text"})
@@ -143,10 +160,12 @@ def on_sendmessage(event, context):
     to = body.get("to")
     if to is None:
         payload = store({"type": "message", "from": sender, "text": text})
-        for member in people:
+        # The members are read after the message is stored: one who joins in between is
+        # either in this list or catches up (its `catchup` comes after its row is written).
+        for member in members():
             send(api, member, payload)
         return {"statusCode": 200}
-    targets = [m for m, nick in people.items() if nick == to]
+    targets = [m for m, nick in members().items() if nick == to]
     if not targets:
         send(api, cid, {"type": "error", "error": f"nobody called {to} is here"})
         return {"statusCode": 404}
