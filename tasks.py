@@ -29,10 +29,13 @@ STAMP = VENV / ".install-stamp"
 #: Bumped when an install step is added, so that an existing .venv gets it too.
 STAMP_VERSION = 2
 FIRST_LESSON = "notebooks/00_start_here.ipynb"
-#: pytest-xdist: one worker per core; each notebook (and each test module) stays on one worker.
-#: Scopes are handed out in collection order (conftest.py puts the longest first), not sorted
-#: by their number of tests, xdist's default, which started the longest modules last.
-PARALLEL = ["-n", "auto", "--dist", "loadscope", "--no-loadscope-reorder"]
+#: pytest-xdist: two workers per core, as about a third of the suite's time is waiting (kernels
+#: starting, timeouts shown on purpose, a browser rendering): 163 s against 300 s with one per
+#: core on 2 cores. Each notebook (and each module sharing a fixture, conftest.py) stays on one
+#: worker. Scopes are handed out in collection order (conftest.py puts the longest first), not
+#: sorted by their number of tests, xdist's default, which started the longest modules last.
+WORKERS = 2 * (os.cpu_count() or 1)
+PARALLEL = ["-n", str(WORKERS), "--dist", "loadscope", "--no-loadscope-reorder"]
 QUICK = ["-m", "not notebooks and not browser"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import runpy
 import tomllib
@@ -52,7 +53,8 @@ def test_quick_tier_leaves_out_notebooks_and_browser_tests_by_registered_markers
 def test_the_full_suite_is_the_default_and_runs_on_every_core():
     arguments = tasks.pytest_arguments([])
     assert "-m" not in arguments
-    assert arguments[:5] == ["-n", "auto", "--dist", "loadscope", "--no-loadscope-reorder"]
+    assert arguments[:5] == ["-n", str(2 * (os.cpu_count() or 1)), "--dist", "loadscope",
+                             "--no-loadscope-reorder"]
 
 
 def test_the_scheduling_hints_name_tests_that_exist():
