@@ -42,7 +42,7 @@ LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/te
 #: graded class, kernels): each is one scope, so its fixture is built once, on one worker.
 #: Every other test is a scope of its own, so a long module spreads over the workers; a
 #: notebook is always one scope (its cells run in order in one kernel).
-#: (tests/test_notebook_harness.py checks that this names every such module.)
+#: (tests/test_smoke.py checks that this names every such module.)
 SHARED_FIXTURE_MODULES = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py",
                           "tests/test_grade.py", "tests/test_notebook_harness.py")
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
