@@ -29,7 +29,8 @@ from nbval.plugin import IPyNbCell, IPyNbFile
 FRIENDLY = ("CheckFailed", "NotDoneYet")
 #: The longest test modules (`--durations`: a JupyterLab and browser, an nbgrader course, the
 #: grader on every planted submission and on hostile ones, every lesson's real-AWS path, a
-#: fifty-member chat, moto under load, fresh interpreters importing moto), collected first.
+#: fifty-member chat, moto under load, fresh interpreters importing moto, the quick benchmark,
+#: the Quick start's JupyterLab, a check waiting out a hung handler), collected first.
 #: `--dist loadscope --no-loadscope-reorder` (tasks.py) hands scopes to workers in collection
 #: order: started last, one of them would keep a worker busy long after the others finished.
 #: The notebooks come next.
@@ -37,7 +38,8 @@ LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/te
                  "tests/test_real_aws_notebooks.py", "tests/test_grade_isolation.py",
                  "tests/test_real_aws_path.py", "tests/test_lesson_chat.py",
                  "tests/test_cli.py", "tests/test_patches.py", "tests/test_chat_browser.py",
-                 "tests/test_moto_dynamodb.py")
+                 "tests/test_moto_dynamodb.py", "tests/test_benchmark_smoke.py",
+                 "tests/test_quick_start.py", "tests/test_lesson_checks.py")
 #: Test modules with a fixture wider than a function (a JupyterLab, an nbgrader course, a
 #: graded class, kernels): each is one scope, so its fixture is built once, on one worker.
 #: Every other test is a scope of its own, so a long module spreads over the workers; a

@@ -22,6 +22,10 @@ from helpers.lessons.real_aws import CONFIRM, SWITCH
 from helpers.lessons.real_stage import RealStage
 from tests.aws_data_plane import serving
 
+#: Each test runs a lesson's code cells from first to last ("Run All"), in this process: a
+#: notebook run, so outside `tasks.py test --quick` (seconds each: CloudWatch polls, timeouts).
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 MOTO_ACCOUNT = "123456789012"
 

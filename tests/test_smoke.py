@@ -45,6 +45,7 @@ def test_quick_tier_leaves_out_notebooks_and_browser_tests_by_registered_markers
     assert arguments[-2:] == ["-k", "routing"] and "--quick" not in arguments
     expression = arguments[arguments.index("-m") + 1]
     assert expression == "not notebooks and not browser"
+    assert arguments[:2] == ["-n", str((os.cpu_count() or 1) + 1)]
     ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     registered = {line.split(":")[0] for line in ini["markers"]}
     assert set(re.findall(r"\w+", expression)) - {"not", "and", "or"} <= registered
