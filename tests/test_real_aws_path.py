@@ -436,3 +436,10 @@ def test_lesson03s_disconnect_check_grades_on_aws_through_connections(
     else:
         with pytest.raises(CheckFailed, match=verdict):
             grade()
+
+
+def test_clean_up_retries_throttled_api_calls_with_backoff(aws):
+    """Deleting a dozen APIs at once can be throttled (TooManyRequestsException): the API
+    client retries with botocore's standard backoff: 10 retries, 11 attempts in all."""
+    retries = real_aws._Clients().apigw.meta.config.retries
+    assert retries == {"mode": "standard", "total_max_attempts": 11}

@@ -300,27 +300,42 @@ def _tagged(tags: dict[str, str] | None) -> bool:
     return bool(tags) and all(tags.get(k) == v for k, v in TAGS.items())
 
 
+@dataclass
+class _Clients:
+    """The clients that find and delete the course's resources, made once per call (a boto3
+    client takes milliseconds of CPU to build). The API client retries throttled calls with
+    backoff (botocore's standard mode, 10 retries): deleting a dozen APIs at once can be
+    throttled (TooManyRequestsException)."""
+
+    apigw: Any = field(default_factory=lambda: boto3.client(
+        "apigatewayv2", config=Config(retries={"mode": "standard", "max_attempts": 10})))
+    lam: Any = field(default_factory=lambda: boto3.client("lambda"))
+    dynamodb: Any = field(default_factory=lambda: boto3.client("dynamodb"))
+    iam: Any = field(default_factory=lambda: boto3.client("iam"))
+
+
 def course_resources() -> list[dict[str, str]]:
     """Every resource carrying the course's tag: APIs, functions, tables, roles."""
+    return _find(_Clients())
+
+
+def _find(clients: _Clients) -> list[dict[str, str]]:
     found = []
-    apigw = boto3.client("apigatewayv2")
+    apigw, lam, dynamodb, iam = clients.apigw, clients.lam, clients.dynamodb, clients.iam
     for api in apigw.get_apis().get("Items", []):
         if _tagged(api.get("Tags")):
             found.append({"kind": "API", "name": api["Name"], "id": api["ApiId"]})
-    lam = boto3.client("lambda")
     for page in lam.get_paginator("list_functions").paginate():
         for fn in page["Functions"]:
             if _tagged(lam.list_tags(Resource=fn["FunctionArn"]).get("Tags")):
                 found.append({"kind": "function", "name": fn["FunctionName"],
                               "id": fn["FunctionArn"]})
-    dynamodb = boto3.client("dynamodb")
     for page in dynamodb.get_paginator("list_tables").paginate():
         for name in page["TableNames"]:
             arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
             tags = dynamodb.list_tags_of_resource(ResourceArn=arn).get("Tags", [])
             if _tagged({t["Key"]: t["Value"] for t in tags}):
                 found.append({"kind": "table", "name": name, "id": arn})
-    iam = boto3.client("iam")
     for page in iam.get_paginator("list_roles").paginate():
         for role in page["Roles"]:
             tags = iam.list_role_tags(RoleName=role["RoleName"]).get("Tags", [])
@@ -330,22 +345,19 @@ def course_resources() -> list[dict[str, str]]:
 
 
 def delete_course_resources() -> list[dict[str, str]]:
-    """Delete everything `course_resources` finds (APIs first: they call the functions).
-
-    Deleting a dozen APIs at once can be throttled (TooManyRequestsException), so the API
-    client retries throttled calls with backoff (botocore's standard mode, 10 attempts).
-    """
+    """Delete everything `course_resources` finds (APIs first: they call the functions)."""
     deleted = []
-    patient = Config(retries={"mode": "standard", "max_attempts": 10})
-    apigw, lam = boto3.client("apigatewayv2", config=patient), boto3.client("lambda")
-    dynamodb, iam, logs = boto3.client("dynamodb"), boto3.client("iam"), boto3.client("logs")
+    clients = _Clients()
+    apigw, lam, dynamodb, iam = clients.apigw, clients.lam, clients.dynamodb, clients.iam
+    logs = None
     order = {"API": 0, "function": 1, "table": 2, "role": 3}
-    for resource in sorted(course_resources(), key=lambda r: order[r["kind"]]):
+    for resource in sorted(_find(clients), key=lambda r: order[r["kind"]]):
         kind, name = resource["kind"], resource["name"]
         if kind == "API":
             apigw.delete_api(ApiId=resource["id"])
         elif kind == "function":
             lam.delete_function(FunctionName=name)
+            logs = logs or boto3.client("logs")
             with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
                 logs.delete_log_group(logGroupName=f"/aws/lambda/{name}")  # Lambda made it
         elif kind == "table":
