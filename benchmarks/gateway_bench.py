@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -412,13 +413,14 @@ def open_close(url: str, count: int) -> None:
     print("done", flush=True)
 
 
-def chat_load(url: str, clients: int, messages: int) -> tuple[int, int, float]:
+def chat_load(url: str, clients: int, messages: int) -> tuple[Counter[str], int, float]:
     """Every client sends `messages` unpaced `fanout` messages; each is pushed to everyone.
 
-    Returns (error frames, lost broadcasts, RSS growth in MB)."""
+    Returns (the error frames' messages, counted; lost broadcasts; RSS growth in MB)."""
     sockets = [_connect(url) for _ in range(clients)]
     expected = clients * messages
-    errors, received = [0] * clients, [0] * clients
+    errors: list[Counter[str]] = [Counter() for _ in range(clients)]
+    received = [0] * clients
     rss_before = _rss_kb()
 
     def read(i: int) -> None:
@@ -429,7 +431,7 @@ def chat_load(url: str, clients: int, messages: int) -> tuple[int, int, float]:
             except websocket.WebSocketTimeoutException:
                 continue
             if '"message": ' in text and '"requestId":' in text:  # an API Gateway error frame
-                errors[i] += 1
+                errors[i][json.loads(text)["message"]] += 1
             else:
                 received[i] += 1
 
@@ -444,7 +446,7 @@ def chat_load(url: str, clients: int, messages: int) -> tuple[int, int, float]:
     growth = (_rss_kb() - rss_before) / 1024
     for ws in sockets:
         ws.close()
-    return sum(errors), clients * expected - sum(received), growth
+    return sum(errors, Counter()), clients * expected - sum(received), growth
 
 
 def fan_out(url: str, clients: int, rounds: int) -> list[float]:
@@ -624,9 +626,11 @@ def run(sizes: Sizes) -> list[Row]:
                         ">= 500/s", rate >= 500))
 
         _wait_until(lambda: not gateway.connections, 30)
-        errors, lost, growth = chat_load(gateway.url, sizes.chat_clients, sizes.chat_messages)
+        kinds, lost, growth = chat_load(gateway.url, sizes.chat_clients, sizes.chat_messages)
+        errors = kinds.total()
+        which = "".join(f" ({n} x {text!r})" for text, n in kinds.most_common())
         _line("chat load", f"{sizes.chat_clients} clients x {sizes.chat_messages} broadcasts: "
-              f"{errors} error frames, {lost} lost, RSS +{growth:.0f} MB")
+              f"{errors} error frames{which}, {lost} lost, RSS +{growth:.0f} MB")
         rows.append(Row(f"chat ({sizes.chat_clients}x{sizes.chat_messages}, to all)", "",
                         f"{errors} errors, {lost} lost, +{growth:.0f} MB", "",
                         "0, 0, <= 100 MB", errors == 0 and lost == 0 and growth <= 100))
