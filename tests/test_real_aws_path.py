@@ -326,23 +326,57 @@ def test_offline_only_cells_skip_themselves_on_a_real_account_saying_what_to_do(
     namespace["course"].stop()
 
 
+#: What AWS answers for a resource that is not ready yet (moto's answers say it is).
+NOT_READY = {"dynamodb.CreateTable": ("TableDescription", "TableStatus", "CREATING"),
+             "lambda.CreateFunction": (None, "State", "Pending"),
+             "lambda.UpdateFunctionConfiguration": (None, "LastUpdateStatus", "InProgress")}
+
+
+def answer_as_aws_does(parsed, model, **_):
+    """botocore `after-call` handler, run before the switch's: the answer says "not ready"."""
+    part, field, value = NOT_READY[f"{model.service_model.service_name}.{model.name}"]
+    (parsed[part] if part else parsed)[field] = value
+
+
 def test_the_switch_waits_until_new_tables_and_functions_are_ready(switched_on):
     start_course()
     calls = []
-    boto3.DEFAULT_SESSION.events.register(  # botocore's own event: every call made
+    events = boto3.DEFAULT_SESSION.events
+    events.register(  # botocore's own event: every call made
         "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    for event in NOT_READY:
+        events.register_first(f"after-call.{event}", answer_as_aws_does,
+                              unique_id=f"test-not-ready-{event}")
     dynamodb, lam = boto3.client("dynamodb"), boto3.client("lambda")
     dynamodb.create_table(
         TableName="ready", BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
     assert calls == ["CreateTable", "DescribeTable"]  # the table_exists waiter
+    calls.clear()
     api = deploy_websocket_api("ready", {"$default": "def lambda_handler(e, c): pass"})
+    assert calls[calls.index("CreateFunction") + 1] == "GetFunction"  # function_active_v2
     function = api.functions["$default"]
     calls.clear()
     lam.update_function_configuration(FunctionName=function, Timeout=5)
     lam.update_function_configuration(FunctionName=function, Timeout=6)  # AWS: no conflict
     assert calls == ["UpdateFunctionConfiguration", "GetFunction"] * 2  # function_updated_v2
+
+
+def test_an_answer_that_says_ready_needs_no_waiter(switched_on):
+    """moto's answers (and AWS's, once a resource is ready) say ACTIVE, Active, Successful."""
+    start_course()
+    calls = []
+    boto3.DEFAULT_SESSION.events.register(
+        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    boto3.client("dynamodb").create_table(
+        TableName="ready", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+    api = deploy_websocket_api("ready", {"$default": "def lambda_handler(e, c): pass"})
+    boto3.client("lambda").update_function_configuration(
+        FunctionName=api.functions["$default"], Timeout=5)
+    assert not {"DescribeTable", "GetFunction"} & set(calls), calls
 
 
 def test_the_hook_leaves_tag_shapes_it_does_not_know_alone(switched_on):

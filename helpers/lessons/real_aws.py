@@ -140,12 +140,15 @@ def retry_unassumable_role(response: Any, operation: Any, attempts: int,
     return 2.0 if refused else None
 
 
-#: (service, operation) -> the waiter that says the resource is ready, and its argument.
+#: (service, operation) -> the waiter that says the resource is ready, its argument, and the
+#: answer's field and value that already say so.
 _SETTLE = {
-    ("dynamodb", "CreateTable"): ("table_exists", "TableName"),
-    ("lambda", "CreateFunction"): ("function_active_v2", "FunctionName"),
-    ("lambda", "UpdateFunctionCode"): ("function_updated_v2", "FunctionName"),
-    ("lambda", "UpdateFunctionConfiguration"): ("function_updated_v2", "FunctionName"),
+    ("dynamodb", "CreateTable"): ("table_exists", "TableName", ("TableStatus", "ACTIVE")),
+    ("lambda", "CreateFunction"): ("function_active_v2", "FunctionName", ("State", "Active")),
+    ("lambda", "UpdateFunctionCode"): ("function_updated_v2", "FunctionName",
+                                       ("LastUpdateStatus", "Successful")),
+    ("lambda", "UpdateFunctionConfiguration"): ("function_updated_v2", "FunctionName",
+                                                ("LastUpdateStatus", "Successful")),
 }
 
 
@@ -153,13 +156,15 @@ def settle(parsed: dict, model: Any, **_: Any) -> None:
     """botocore `after-call` handler: return only once what the call made is ready.
 
     On AWS a new table is CREATING, a new function Pending, an updated one InProgress for a
-    few seconds; a cell that uses it at once (a handler writing to the table, a second
-    update of the function) would fail. moto is ready at once, so offline this is one read.
+    few seconds (the answer says so); a cell that uses it at once (a handler writing to the
+    table, a second update of the function) would fail. An answer that already says ACTIVE,
+    Active or Successful (moto's, always) needs no waiter.
     """
     service = model.service_model.service_name
-    waiter, key = _SETTLE[(service, model.name)]
-    name = (parsed.get("TableDescription") or parsed).get(key)
-    if "Error" not in parsed and name:
+    waiter, key, (field, ready) = _SETTLE[(service, model.name)]
+    described = parsed.get("TableDescription") or parsed
+    name = described.get(key)
+    if "Error" not in parsed and name and described.get(field) != ready:
         boto3.client(service).get_waiter(waiter).wait(**{key: name})
 
 
