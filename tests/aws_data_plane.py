@@ -89,10 +89,11 @@ class AwsDataPlane:
     def write_logs(self, **_: object) -> None:
         """Copy every finished invocation to `/aws/lambda/{function}` (botocore `before-call`
         handler for FilterLogEvents: CloudWatch has the lines before they are searched)."""
-        logs = boto3.client("logs")
+        logs = None  # made when there is something to copy: most polls find nothing new
         for gateway in list(self.gateways.values()):
             entries = gateway.log.invocations()
             for entry in entries[self._copied.get(id(gateway), 0):]:
+                logs = logs or boto3.client("logs")
                 group = f"/aws/lambda/{entry['function']}"
                 with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
                     logs.create_log_group(logGroupName=group)

@@ -112,13 +112,18 @@ def wait_until(condition, timeout=10.0, step=None, what="condition"):
 def test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing(tmp_path: Path) -> None:
     """A ResilientChat that never reconnects, with an answer-cell wait_until that fakes erin's
     state (it scored the reconnect part when the check used the notebook's wait_until): the
-    check runs in helpers.lessons.chat_lesson's own room, with its own wait_until."""
+    check runs in helpers.lessons.chat_lesson's own room, with its own wait_until.
+
+    The submission ends at that check, as a learner may delete cells: the load test after it
+    grades nothing and would cost this test two thirds of its CPU."""
     lesson = "07_capstone_chat_room.ipynb"
     solution = nbformat.read(ROOT / "solutions" / lesson, as_version=4)
     nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
     client = next(c for c in solution.cells if c.id == "chat-client").source
     cheat = client[:client.index("    def receive(self, message):")] + FAKES_A_RECONNECT
     next(c for c in nb.cells if c.id == "chat-client").source = cheat
+    check = next(n for n, c in enumerate(nb.cells) if c.id == "chat-reconnect-check")
+    nb.cells = nb.cells[:check + 1]
     (tmp_path / "in" / "cheat").mkdir(parents=True)
     nbformat.write(nb, tmp_path / "in" / "cheat" / lesson)
     from helpers.grade.__main__ import grade
