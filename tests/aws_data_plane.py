@@ -89,7 +89,7 @@ class AwsDataPlane:
     def write_logs(self, **_: object) -> None:
         """Copy every finished invocation to `/aws/lambda/{function}` (botocore `before-call`
         handler for FilterLogEvents: CloudWatch has the lines before they are searched)."""
-        logs = None  # made when there is something to copy: most polls find nothing new
+        logs = None  # made only when there is something to copy
         for gateway in list(self.gateways.values()):
             entries = gateway.log.invocations()
             for entry in entries[self._copied.get(id(gateway), 0):]:

@@ -338,20 +338,28 @@ def answer_as_aws_does(parsed, model, **_):
     (parsed[part] if part else parsed)[field] = value
 
 
+TABLE = {"TableName": "ready", "BillingMode": "PAY_PER_REQUEST",
+         "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+         "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}]}
+
+
+def calls_made() -> list[str]:
+    """The names of the API calls boto3's default session makes from now on (botocore's
+    own `before-call` event)."""
+    calls: list[str] = []
+    boto3.DEFAULT_SESSION.events.register(
+        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    return calls
+
+
 def test_the_switch_waits_until_new_tables_and_functions_are_ready(switched_on):
     start_course()
-    calls = []
-    events = boto3.DEFAULT_SESSION.events
-    events.register(  # botocore's own event: every call made
-        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
+    calls = calls_made()
     for event in NOT_READY:
-        events.register_first(f"after-call.{event}", answer_as_aws_does,
-                              unique_id=f"test-not-ready-{event}")
+        boto3.DEFAULT_SESSION.events.register_first(
+            f"after-call.{event}", answer_as_aws_does, unique_id=f"test-not-ready-{event}")
     dynamodb, lam = boto3.client("dynamodb"), boto3.client("lambda")
-    dynamodb.create_table(
-        TableName="ready", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+    dynamodb.create_table(**TABLE)
     assert calls == ["CreateTable", "DescribeTable"]  # the table_exists waiter
     calls.clear()
     api = deploy_websocket_api("ready", {"$default": "def lambda_handler(e, c): pass"})
@@ -366,13 +374,8 @@ def test_the_switch_waits_until_new_tables_and_functions_are_ready(switched_on):
 def test_an_answer_that_says_ready_needs_no_waiter(switched_on):
     """moto's answers (and AWS's, once a resource is ready) say ACTIVE, Active, Successful."""
     start_course()
-    calls = []
-    boto3.DEFAULT_SESSION.events.register(
-        "before-call", lambda model, **_: calls.append(model.name), unique_id="test-calls")
-    boto3.client("dynamodb").create_table(
-        TableName="ready", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+    calls = calls_made()
+    boto3.client("dynamodb").create_table(**TABLE)
     api = deploy_websocket_api("ready", {"$default": "def lambda_handler(e, c): pass"})
     boto3.client("lambda").update_function_configuration(
         FunctionName=api.functions["$default"], Timeout=5)
