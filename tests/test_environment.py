@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
 import sys
 import tomllib
 from importlib import metadata
@@ -114,3 +115,12 @@ def test_notebooks_and_helpers_import_only_what_tasks_py_lab_installs():
     missing = {name: providers.get(name, ["?"]) for name in imported
                if not {canonicalize_name(d) for d in providers.get(name, ())} & installed}
     assert not missing, f"the lessons import what only the dev extra installs: {missing}"
+
+
+def test_importing_jsonschema_builds_no_iri_grammar():
+    """Every Jupyter process imports jsonschema (pyproject.toml says why it stays below 4.25):
+    with rfc3987-syntax, each would spend some 2 CPU-s building IRI parsers first."""
+    probe = "import sys, jsonschema, jupyter_events; print('rfc3987_syntax' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "False"

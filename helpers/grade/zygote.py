@@ -54,7 +54,6 @@ print(json.dumps([name for name in sys.modules if name.partition(".")[0] != "hel
 
 def preload() -> list[str]:
     """Import what the course's kernels import (found by a probe process); what failed."""
-    sys.modules.setdefault("rfc3987_syntax", None)  # as helpers/__init__ does, before jsonschema
     probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, cwd=ROOT,
                            check=False, timeout=600)
     names = json.loads(probe.stdout or b"[]") if probe.returncode == 0 else []
