@@ -147,7 +147,17 @@ def pytest_arguments(args: list[str]) -> list[str]:
 def test(args: list[str]) -> None:
     ensure_environment(("dev",))
     _run(BIN / "ruff", "check", ".")
-    _run(BIN / "python", "-m", "pytest", *pytest_arguments(args))
+    _run(BIN / "python", "-m", "pytest", *pytest_arguments(args), env=_caching_bytecode())
+
+
+def _caching_bytecode() -> dict[str, str]:
+    """This environment, minus PYTHONDONTWRITEBYTECODE (set in many containers and CI images).
+
+    Under it nothing caches bytecode, so each pytest worker would rewrite the asserts of every
+    test module again, and every kernel and subprocess of the suite compile helpers/
+    again. Both caches land in gitignored __pycache__ folders, and Python checks them against
+    their sources' size and mtime (pytest's too)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def main() -> None:
