@@ -58,6 +58,13 @@ def test_the_full_suite_is_the_default_and_runs_on_every_core():
                              "--no-loadscope-reorder"]
 
 
+def test_the_suite_caches_bytecode_even_where_the_machine_says_not_to(monkeypatch):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    env = tasks._caching_bytecode()
+    assert "PYTHONDONTWRITEBYTECODE" not in env and env["PYTHONUNBUFFERED"] == "1"
+
+
 def test_the_scheduling_hints_name_tests_that_exist():
     """conftest.py's LONGEST_FIRST goes stale silently when a test module moves."""
     hints = runpy.run_path(str(ROOT / "conftest.py"))
