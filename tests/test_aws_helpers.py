@@ -95,6 +95,20 @@ def test_lambda_role_grants_logs_connections_and_the_table(mocked: None) -> None
         "arn:aws:execute-api:us-east-1:123456789012:abc123/*/*/@connections/*")
 
 
+def test_policies_name_the_region_of_the_session_the_clients_use(
+    mocked: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # put back afterwards
+    boto3.setup_default_session(region_name="eu-west-2")
+    api = aws.deploy_websocket_api("regional", {"$default": "def lambda_handler(e, c): pass"})
+    assert api.region == "eu-west-2"
+    iam: Any = boto3.client("iam")
+    manage = iam.get_role_policy(RoleName="regional-role",
+                                 PolicyName=f"manage-connections-{api.api_id}")
+    [statement] = manage["PolicyDocument"]["Statement"]
+    assert statement["Resource"].startswith("arn:aws:execute-api:eu-west-2:")
+
+
 def test_deploy_websocket_api_gives_its_functions_a_role_scoped_to_the_api(
     mocked: None,
 ) -> None:

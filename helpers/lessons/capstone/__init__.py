@@ -19,7 +19,12 @@ from pathlib import Path
 
 import boto3
 
-from helpers.aws import LAMBDA_TRUST_POLICY, allow_api_gateway, lambda_integration_uri
+from helpers.aws import (
+    LAMBDA_TRUST_POLICY,
+    allow_api_gateway,
+    default_region,
+    lambda_integration_uri,
+)
 
 HERE = Path(__file__).resolve().parent
 BACKEND = HERE / "backend"
@@ -108,9 +113,8 @@ class Chat:
 def deploy_chat(name: str = "chat", *, stage: str = "dev", page_size: int | None = None,
                 ttl_seconds: int = 86400, tags: dict[str, str] | None = None) -> Chat:
     """Create and deploy the chat room; `page_size` makes scans and queries page early."""
-    session = boto3.session.Session()
-    region = session.region_name or "us-east-1"
     account = boto3.client("sts").get_caller_identity()["Account"]
+    region = default_region()
     dynamodb, iam = boto3.client("dynamodb"), boto3.client("iam")
     apigw, lam = boto3.client("apigatewayv2"), boto3.client("lambda")
     tag_list = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
