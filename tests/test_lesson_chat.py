@@ -223,3 +223,21 @@ def test_fifty_members_get_every_broadcast(room):
         for member in crowd:
             member.close()
     wait_until(lambda: not gateway.connections, timeout=60, what="the crowd gone")
+
+
+def test_an_execution_environment_builds_one_connections_client_per_endpoint(aws):
+    """Lambda's best practice (docs/aws-behaviour.md §4.3a): the invocations an environment
+    serves reuse the @connections client the first one built."""
+    from helpers.lessons.capstone.backend import chat
+
+    def event(stage: str) -> dict:
+        return {"requestContext": {"domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+                                   "stage": stage}}
+
+    first = chat.management_api(event("prod"))
+    assert chat.management_api(event("prod")) is first
+    other = chat.management_api(event("dev"))
+    assert other is not first
+    assert (first.meta.endpoint_url, other.meta.endpoint_url) == (
+        "https://abc123.execute-api.us-east-1.amazonaws.com/prod",
+        "https://abc123.execute-api.us-east-1.amazonaws.com/dev")

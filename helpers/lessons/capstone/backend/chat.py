@@ -38,11 +38,19 @@ connections = dynamodb.Table(os.environ.get("CONNECTIONS_TABLE", "chat_connectio
 messages = dynamodb.Table(os.environ.get("MESSAGES_TABLE", "chat_messages"))
 
 
+#: @connections clients by endpoint, kept while this execution environment lives: Lambda's best
+#: practices reuse SDK clients across invocations (docs/aws-behaviour.md §4.3a).
+management_apis = {}
+
+
 def management_api(event):
-    """The @connections client for this API and stage, built the AWS way."""
+    """The @connections client for this API and stage (from the event, the AWS way)."""
     ctx = event["requestContext"]
-    return boto3.client("apigatewaymanagementapi",
-                        endpoint_url=f"https://{ctx['domainName']}/{ctx['stage']}")
+    endpoint = f"https://{ctx['domainName']}/{ctx['stage']}"
+    if endpoint not in management_apis:
+        management_apis[endpoint] = boto3.client("apigatewaymanagementapi",
+                                                 endpoint_url=endpoint)
+    return management_apis[endpoint]
 
 
 def pages(read, **request):
