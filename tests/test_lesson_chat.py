@@ -16,7 +16,7 @@ import websocket
 from helpers.client import Client
 from helpers.gateway import LocalGateway, VirtualClock
 from helpers.lessons.capstone import deploy_chat
-from helpers.lessons.chat_lesson import run_load, wait_until
+from helpers.lessons.chat_lesson import run_load
 
 
 @pytest.fixture
@@ -214,15 +214,26 @@ def test_the_execution_role_may_only_touch_these_tables_and_this_apis_connection
 
 @pytest.mark.slow
 def test_fifty_members_get_every_broadcast(room):
-    _, gateway, _ = room
+    """As lesson 07's load test runs: with DynamoDB's own page size again (with pages of two
+    rows each join's scan of the members would take 25 calls)."""
+    chat, gateway, _ = room
+    lam = boto3.client("lambda")
+    for function in chat.functions.values():
+        variables = lam.get_function_configuration(FunctionName=function)["Environment"][
+            "Variables"]
+        del variables["PAGE_SIZE"]
+        lam.update_function_configuration(FunctionName=function,
+                                          Environment={"Variables": variables})
     report, crowd = run_load(gateway.url, members=50, messages=4, timeout=120)
     try:
         assert len(report.latencies_ms) == report.expected == 200
         assert all(latency >= 0 for latency in report.latencies_ms)
     finally:
-        for member in crowd:
+        gateway.log.clear()
+        for n, member in enumerate(crowd, start=1):  # one at a time, as lesson 07's crowd
             member.close()
-    wait_until(lambda: not gateway.connections, timeout=60, what="the crowd gone")
+            gateway.log.wait_for_invocations("$disconnect", n, timeout=60)
+    assert not gateway.connections
 
 
 def test_an_execution_environment_builds_one_connections_client_per_endpoint(aws):
