@@ -19,6 +19,7 @@ With `--nbval` or `--nbval-lax` on the command line, nbval collects the notebook
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from pathlib import Path
 
@@ -47,6 +48,11 @@ LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/te
 #: (tests/test_smoke.py checks that this names every such module.)
 SHARED_FIXTURE_MODULES = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py",
                           "tests/test_grade.py", "tests/test_notebook_harness.py")
+#: The test processes run gateways, moto and whole lessons in-process, allocating heavily among
+#: long-lived objects (botocore's models, moto's backends, the collected items): the cyclic
+#: garbage collector, at Python's default (700, 10, 10), took ~8% of their CPU. (Kernels and
+#: subprocesses keep the default: they are what learners run.)
+GC_THRESHOLDS = (50_000, 20, 20)
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60
@@ -99,6 +105,12 @@ class _Scopes:
 def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):  # a dev dependency, and `-p no:xdist` exists
         config.pluginmanager.register(_Scopes())
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    gc.collect()
+    gc.freeze()  # what imports and collection made lives until the end: never scan it again
 
 
 def is_check(cell) -> bool:
