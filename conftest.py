@@ -48,11 +48,6 @@ LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/te
 #: (tests/test_smoke.py checks that this names every such module.)
 SHARED_FIXTURE_MODULES = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py",
                           "tests/test_grade.py", "tests/test_notebook_harness.py")
-#: The test processes run gateways, moto and whole lessons in-process, allocating heavily among
-#: long-lived objects (botocore's models, moto's backends, the collected items): the cyclic
-#: garbage collector, at Python's default (700, 10, 10), took ~8% of their CPU. (Kernels and
-#: subprocesses keep the default: they are what learners run.)
-GC_THRESHOLDS = (50_000, 20, 20)
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60
@@ -105,12 +100,16 @@ class _Scopes:
 def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):  # a dev dependency, and `-p no:xdist` exists
         config.pluginmanager.register(_Scopes())
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    """The test processes run gateways, moto and whole lessons in-process: they collect
+    garbage as a kernel that ran `start_moto` does, and never scan what collection built."""
+    from helpers.aws import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)
     gc.collect()
-    gc.freeze()  # what imports and collection made lives until the end: never scan it again
+    gc.freeze()
 
 
 def is_check(cell) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import zipfile
 from collections.abc import Iterator
@@ -50,6 +51,16 @@ def test_start_moto_restarts_cleanly_and_stops_once(clean_env: None) -> None:
     first.stop()
     assert queues == []
     assert MockAWS._nested_count == 0
+
+
+def test_start_moto_collects_garbage_less_often(clean_env: None) -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's default, as in a fresh kernel
+    try:
+        aws.start_moto().stop()
+        assert gc.get_threshold() == aws.GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_handler_zip_dedents_the_source_and_adds_files() -> None:
