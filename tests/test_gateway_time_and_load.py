@@ -287,13 +287,14 @@ def test_event_log_display_is_deterministic():
 
 
 def test_large_pushes_to_a_slow_reader_arrive_whole_and_in_order(serve):
-    """Pushes fill the socket buffer; the rest queue behind on the loop, never interleaved."""
-    chunk = 30_000
+    """Pushes fill the socket buffers; the rest queue behind on the loop, never interleaved."""
+    chunk, receive_buffer = 30_000, 64 * 1024  # a buffer set by hand is one Linux never grows
+    pushes = int(1.5 * (_largest_send_buffer() + 2 * receive_buffer) / chunk) + 1
 
     def flood(event, context):
         gateway = serving[0]
         cid = event["requestContext"]["connectionId"]
-        for n in range(400):  # ~12 MB: far more than the kernel's socket buffers
+        for n in range(pushes):
             body = (f"{n:04d}" + "x" * chunk).encode()
             assert gateway.handle_management("POST", cid, body)[0] == 200
         return {"statusCode": 200, "body": "done"}
@@ -304,13 +305,23 @@ def test_large_pushes_to_a_slow_reader_arrive_whole_and_in_order(serve):
     serving.append(gateway)
     import websocket
 
-    raw = websocket.create_connection(gateway.url, timeout=15)  # reads nothing until the end
+    raw = websocket.create_connection(  # reads nothing until the end
+        gateway.url, timeout=15, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)])
     raw.send("go")
     gateway.log.wait_for_invocations("$default", timeout=20)
-    received = [raw.recv() for _ in range(401)]
+    received = [raw.recv() for _ in range(pushes + 1)]
     raw.close()
-    assert [m[:4] for m in received[:400]] == [f"{n:04d}" for n in range(400)]
-    assert all(len(m) == chunk + 4 for m in received[:400]) and received[400] == "done"
+    assert [m[:4] for m in received[:pushes]] == [f"{n:04d}" for n in range(pushes)]
+    assert all(len(m) == chunk + 4 for m in received[:pushes]) and received[pushes] == "done"
+
+
+def _largest_send_buffer() -> int:
+    """How far Linux may grow a TCP send buffer (tcp_wmem's maximum; 4 MiB by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as limits:
+            return int(limits.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 * 1024 * 1024
 
 
 def test_next_due_is_the_earliest_timer_not_cancelled() -> None:
