@@ -77,6 +77,46 @@ def test_zip_handler_imports_sibling_module():
     assert inv.result == {"v": "HI!", "d": 4}
 
 
+#: A process that extracts a package, says where, then waits for a line or kills itself.
+EXTRACTS = """
+import os, signal, sys
+from helpers.gateway.runtime import loading
+code = loading.extract(bytes.fromhex(sys.argv[1]), "chat-connect")
+print(code, flush=True)
+if sys.stdin.readline().strip() == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.live
+def test_extracted_code_is_deleted_even_after_its_process_was_killed(tmp_path):
+    """A normal exit deletes the process's code folder; a SIGKILL (a kernel shut down "now")
+    leaves it, and the next process that extracts code deletes it, but never a living one's."""
+    import subprocess
+
+    from helpers.gateway.runtime import loading
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    package = make_zip({"app.py": "def handler(event, context):\n    return 1\n"}).hex()
+
+    def start() -> tuple[subprocess.Popen, str]:
+        process = subprocess.Popen([sys.executable, "-c", EXTRACTS, package], env=env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        code = process.stdout.readline().strip()
+        assert os.path.exists(os.path.join(code, "app.py")), code
+        return process, os.path.dirname(code)
+
+    killed, killed_root = start()
+    killed.communicate("kill\n", timeout=60)
+    assert os.path.isdir(killed_root)  # no finalizer ran
+    living, living_root = start()      # its first extract swept the killed one's folder
+    assert not os.path.exists(killed_root)
+    assert loading.sweep_abandoned(str(tmp_path)) == []  # the living one's is locked
+    assert os.path.isdir(living_root)
+    living.communicate("exit\n", timeout=60)
+    assert living.returncode == 0 and os.listdir(tmp_path) == []  # gone at a normal exit
+
+
 def test_slash_handler_path():
     fn = zip_function(
         {"src/__init__.py": "", "src/main.py": "def go(event, context):\n    return 7\n"},

@@ -16,6 +16,7 @@ and modules report their prefixed ``__name__``.
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import importlib
 import importlib.machinery
@@ -25,11 +26,17 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import types
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks, so no sweeping; each process removes its own at exit
+    fcntl = None  # type: ignore[assignment]
 
 PACKAGE_PREFIX = "_lambda_"
 
@@ -47,9 +54,9 @@ class InitError(Exception):
 
 
 def extract(zip_bytes: bytes, function_name: str) -> str:
-    """Extract a deployment package into a new temporary directory; returns its path."""
+    """Extract a deployment package into a new folder of this process's `code_root`."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", function_name)
-    directory = tempfile.mkdtemp(prefix=f"lambda-{safe}-")
+    directory = tempfile.mkdtemp(prefix=f"{safe}-", dir=code_root())
     try:
         with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
             archive.extractall(directory)
@@ -57,6 +64,62 @@ def extract(zip_bytes: bytes, function_name: str) -> str:
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return directory
+
+
+CODE_ROOT_PREFIX = "lambda-code-"
+_code_roots: dict[int, str] = {}  # pid -> its folder (a fork claims its own)
+_code_roots_lock = threading.Lock()
+
+
+def code_root() -> str:
+    """This process's folder for extracted packages, locked (flock) for as long as it lives.
+
+    A function's folder goes when the function does (a finalizer), but a process killed first
+    (a kernel shut down "now", with SIGKILL, as nbval and a forced restart do) runs no
+    finalizer: its lock dies with it, so the next process that extracts code deletes the
+    folder (`sweep_abandoned`)."""
+    with _code_roots_lock:
+        folder = _code_roots.get(os.getpid())
+        if folder is None:
+            folder = _claim_code_root()
+            atexit.register(shutil.rmtree, folder, True)
+            _code_roots[os.getpid()] = folder
+        return folder
+
+
+def _claim_code_root() -> str:
+    """A new folder, locked before it gets the name a sweep looks for (never swept unlocked)."""
+    if fcntl is None:
+        return tempfile.mkdtemp(prefix=f"{CODE_ROOT_PREFIX}{os.getpid()}-")
+    sweep_abandoned(tempfile.gettempdir())
+    claimed = tempfile.mkdtemp(prefix=".claim-")
+    fcntl.flock(os.open(claimed, os.O_RDONLY), fcntl.LOCK_EX)  # open until we exit: held
+    suffix = os.path.basename(claimed).removeprefix(".claim-")
+    folder = os.path.join(os.path.dirname(claimed), f"{CODE_ROOT_PREFIX}{os.getpid()}-{suffix}")
+    os.rename(claimed, folder)  # the lock is the folder's (its inode's): it comes along
+    return folder
+
+
+def sweep_abandoned(parent: str) -> list[str]:
+    """Delete the code folders in `parent` that no living process holds; what was deleted."""
+    with os.scandir(parent) as entries:
+        folders = [e.path for e in entries if e.name.startswith(CODE_ROOT_PREFIX) and e.is_dir()]
+    deleted = []
+    for folder in folders:
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its process is alive
+            continue
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            deleted.append(folder)
+        finally:
+            os.close(fd)
+    return deleted
 
 
 def new_package_name(function_name: str) -> str:
