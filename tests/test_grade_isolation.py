@@ -70,25 +70,6 @@ def try_connect(url, **options):   # tells the checks the refusals they expect
 '''
 
 
-@pytest.mark.notebooks
-@pytest.mark.timeout(600)
-def test_redefining_lesson_08s_helpers_in_an_answer_gains_nothing(tmp_path: Path) -> None:
-    """An authorizer that never denies, with an answer-cell try_connect that reports the
-    refusals the checks expect (it scored both parts when the checks called the notebook's
-    try_connect): the checks use helpers.lessons.lesson08's own."""
-    lesson = "08_securing_connect.ipynb"
-    nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
-    next(c for c in nb.cells if c.id == "authorizer").source = ALLOWS_EVERYONE
-    (tmp_path / "in" / "cheat").mkdir(parents=True)
-    nbformat.write(nb, tmp_path / "in" / "cheat" / lesson)
-    from helpers.grade.__main__ import grade
-
-    [result] = grade(tmp_path / "in", tmp_path / "out", progress=False)
-    parts = {p.grade_id: (p.points, p.status) for p in result.parts}
-    assert parts["authorizer-query-check"] == (0.0, "failed")
-    assert parts["authorizer-subprotocol-check"] == (0.0, "failed")
-
-
 FAKES_A_RECONNECT = '''
     def receive(self, message):
         pass
@@ -107,15 +88,24 @@ def wait_until(condition, timeout=10.0, step=None, what="condition"):
 '''
 
 
-@pytest.mark.notebooks
-@pytest.mark.timeout(600)
-def test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing(tmp_path: Path) -> None:
-    """A ResilientChat that never reconnects, with an answer-cell wait_until that fakes erin's
-    state (it scored the reconnect part when the check used the notebook's wait_until): the
-    check runs in helpers.lessons.chat_lesson's own room, with its own wait_until.
+def _cheat_08(folder: Path) -> None:
+    """Lesson 08: an authorizer that never denies, with an answer-cell try_connect that
+    reports the refusals the checks expect (it scored both parts when the checks called the
+    notebook's try_connect)."""
+    lesson = "08_securing_connect.ipynb"
+    nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
+    next(c for c in nb.cells if c.id == "authorizer").source = ALLOWS_EVERYONE
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / lesson)
+
+
+def _cheat_07(folder: Path) -> None:
+    """Lesson 07: a ResilientChat that never reconnects, with an answer-cell wait_until that
+    fakes erin's state (it scored the reconnect part when the check used the notebook's
+    wait_until).
 
     The submission ends at that check, as a learner may delete cells: the load test after it
-    grades nothing and would cost this test two thirds of its CPU."""
+    grades nothing and would cost two thirds of the grading's CPU."""
     lesson = "07_capstone_chat_room.ipynb"
     solution = nbformat.read(ROOT / "solutions" / lesson, as_version=4)
     nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
@@ -124,13 +114,26 @@ def test_redefining_lesson_07s_wait_until_in_an_answer_gains_nothing(tmp_path: P
     next(c for c in nb.cells if c.id == "chat-client").source = cheat
     check = next(n for n, c in enumerate(nb.cells) if c.id == "chat-reconnect-check")
     nb.cells = nb.cells[:check + 1]
-    (tmp_path / "in" / "cheat").mkdir(parents=True)
-    nbformat.write(nb, tmp_path / "in" / "cheat" / lesson)
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / lesson)
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(600)
+def test_redefining_a_lessons_helpers_in_an_answer_gains_nothing(tmp_path: Path) -> None:
+    """The checks use helpers.lessons' own try_connect (lesson 08) and wait_until, in
+    helpers.lessons.chat_lesson's own room (lesson 07), never the notebook's. Both
+    submissions are graded in one run (one zygote)."""
+    _cheat_08(tmp_path / "in" / "cheat-08")
+    _cheat_07(tmp_path / "in" / "cheat-07")
     from helpers.grade.__main__ import grade
 
-    [result] = grade(tmp_path / "in", tmp_path / "out", progress=False)
-    parts = {p.grade_id: (p.points, p.status) for p in result.parts}
-    assert parts["chat-reconnect-check"] == (0.0, "failed"), result.parts
+    results = grade(tmp_path / "in", tmp_path / "out", progress=False)
+    parts = {r.job.learner: {p.grade_id: (p.points, p.status) for p in r.parts}
+             for r in results}
+    assert parts["cheat-08"]["authorizer-query-check"] == (0.0, "failed"), parts["cheat-08"]
+    assert parts["cheat-08"]["authorizer-subprotocol-check"] == (0.0, "failed")
+    assert parts["cheat-07"]["chat-reconnect-check"] == (0.0, "failed"), parts["cheat-07"]
 
 
 # -- the zygote: kernels forked from one preloaded process, as isolated as fresh ones ----------
@@ -201,30 +204,55 @@ if "moto" not in sys.modules:  # this kernel was not forked from the preloaded z
 """
 
 
+REMOVES_THE_SEALS_HOOK = """
+import sys, types
+from IPython import get_ipython
+import helpers.checks as real
+get_ipython().events.unregister("pre_run_cell", real._put_back_sealed_modules)
+fake = types.ModuleType("helpers.checks")
+class checking:
+    def __init__(self, *args): pass
+    def __enter__(self): pass
+    def __exit__(self, *exc): return True
+fake.checking, fake.check = checking, lambda *args, **kwargs: None
+sys.modules["helpers.checks"] = fake
+"""
+
+
 @pytest.mark.notebooks
 @pytest.mark.timeout(600)
 def test_hostile_submissions_graded_through_the_zygote(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """sys.exit, a kernel crash, a hang that ignores SIGINT and a server left listening, each in
-    a kernel forked from the zygote: each gets its score and reason, nothing survives."""
+    a kernel forked from the zygote: each gets its score and reason, nothing survives.
+
+    And an answer that unregisters the seal's pre_run_cell callback, then hands the checks a
+    fake helpers.checks (it scored 3/3): the grader's kernels keep the seal with an audit hook
+    an answer cannot remove, so the checks get the real module and refuse."""
     from helpers.grade.__main__ import grade
     from tests import grading_course
 
     monkeypatch.setitem(grading_course.SUBMISSIONS, "forked",
                         (grading_course.answer("return 2 * x") + FORKED, 3))
+    monkeypatch.setitem(grading_course.SUBMISSIONS, "removes-seal-hook",
+                        (grading_course.answer("return 0") + REMOVES_THE_SEALS_HOOK, 0))
     solutions = write_solutions(tmp_path / "solutions")
     learners = ["forked", "right", "sys-exit", "kernel-crash", "ignores-sigint",
-                "leaves-things-behind"]
+                "leaves-things-behind", "removes-seal-hook"]
     submissions = write_submissions(solutions, tmp_path / "in", learners)
     results = grade(submissions, tmp_path / "out", solutions=solutions, cell_timeout=8,
                     total_timeout=120, progress=False, zygote=True)
     got = {r.job.learner: sum(p.points for p in r.parts) for r in results}
     assert got == {"forked": 3, "right": 3, "sys-exit": 0, "kernel-crash": 0,
-                   "ignores-sigint": 0, "leaves-things-behind": 3, "not-json": 0}
+                   "ignores-sigint": 0, "leaves-things-behind": 3, "removes-seal-hook": 0,
+                   "not-json": 0}
     out = tmp_path / "out"
     assert status(out, "kernel-crash")["double-numbers"].startswith("not run")
     assert status(out, "ignores-sigint")["double-numbers"].startswith("not run")
     assert status(out, "sys-exit")["double-numbers"] == "not done"
+    [sealed] = [r.parts for r in results if r.job.learner == "removes-seal-hook"]
+    assert [(p.points, p.status) for p in sealed] == [(0, "failed")] * 2
+    assert all(p.message.startswith("Tampered") for p in sealed)
     assert subprocess.run(["pgrep", "-f", MARK], capture_output=True).stdout == b""
     Path(f"/tmp/{MARK}").unlink(missing_ok=True)
 
@@ -266,43 +294,6 @@ def test_a_kernel_that_does_not_start_is_tried_once_more(tmp_path: Path) -> None
     parts = grade_one(job, solution, never, 30, 120).parts
     assert {p.status for p in parts} == {"kernel did not start"}
     assert all("tried 2 times" in p.message and p.points == 0 for p in parts)
-
-
-REMOVES_THE_SEALS_HOOK = """
-import sys, types
-from IPython import get_ipython
-import helpers.checks as real
-get_ipython().events.unregister("pre_run_cell", real._put_back_sealed_modules)
-fake = types.ModuleType("helpers.checks")
-class checking:
-    def __init__(self, *args): pass
-    def __enter__(self): pass
-    def __exit__(self, *exc): return True
-fake.checking, fake.check = checking, lambda *args, **kwargs: None
-sys.modules["helpers.checks"] = fake
-"""
-
-
-@pytest.mark.notebooks
-@pytest.mark.timeout(600)
-def test_removing_the_seals_hook_gains_nothing_in_helpers_grade(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An answer that unregisters the seal's pre_run_cell callback, then hands the checks a
-    fake helpers.checks (it scored 3/3): the grader's kernels keep the seal with an audit hook
-    an answer cannot remove, so the checks get the real module and refuse."""
-    from helpers.grade.__main__ import grade
-    from tests import grading_course
-
-    monkeypatch.setitem(grading_course.SUBMISSIONS, "removes-seal-hook",
-                        (grading_course.answer("return 0") + REMOVES_THE_SEALS_HOOK, 0))
-    solutions = write_solutions(tmp_path / "solutions")
-    submissions = write_submissions(solutions, tmp_path / "in", ["removes-seal-hook", "right"])
-    results = grade(submissions, tmp_path / "out", solutions=solutions, cell_timeout=8,
-                    total_timeout=120, progress=False, zygote=True)
-    parts = {r.job.learner: r.parts for r in results}
-    assert sum(p.points for p in parts["right"]) == 3
-    assert [(p.points, p.status) for p in parts["removes-seal-hook"]] == [(0, "failed")] * 2
-    assert all(p.message.startswith("Tampered") for p in parts["removes-seal-hook"])
 
 
 @pytest.mark.notebooks
