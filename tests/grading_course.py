@@ -52,6 +52,18 @@ def answer(body: str) -> str:
     return "def double(x):\n" + "\n".join("    " + line for line in body.splitlines())
 
 
+#: Hands the check cells a fake helpers.checks through sys.modules (their import reads it).
+FAKE_CHECKS_MODULE = """
+import sys, types
+fake = types.ModuleType("helpers.checks")
+class checking:
+    def __init__(self, *args): pass
+    def __enter__(self): pass
+    def __exit__(self, *exc): return True
+fake.checking, fake.check = checking, lambda *args, **kwargs: None
+sys.modules["helpers.checks"] = fake"""
+
+
 # name -> (code of the answer cell, or a function editing the learner notebook; points)
 SUBMISSIONS = {
     "right": (answer("return 2 * x"), 3),
@@ -68,16 +80,7 @@ def check(*args, **kwargs): pass""", 0),
 import helpers.checks
 helpers.checks.check = lambda *args, **kwargs: None
 helpers.checks.checking.__exit__ = lambda self, *exc: True""", 0),
-    # hands the check cells a fake helpers.checks through sys.modules (their import reads it)
-    "fake-checks-module": (answer("return 0") + """
-import sys, types
-fake = types.ModuleType("helpers.checks")
-class checking:
-    def __init__(self, *args): pass
-    def __enter__(self): pass
-    def __exit__(self, *exc): return True
-fake.checking, fake.check = checking, lambda *args, **kwargs: None
-sys.modules["helpers.checks"] = fake""", 0),
+    "fake-checks-module": (answer("return 0") + FAKE_CHECKS_MODULE, 0),
     # keeps the function object (and its id), swaps what it runs
     "swapped-code": (answer("return 0") + """
 import helpers.checks

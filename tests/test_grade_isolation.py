@@ -15,7 +15,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.grading_course import MARK, NOTEBOOK, status, totals, write_solutions, write_submissions
+from tests.grading_course import (
+    FAKE_CHECKS_MODULE,
+    MARK,
+    NOTEBOOK,
+    status,
+    totals,
+    write_solutions,
+    write_submissions,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,18 +213,10 @@ if "moto" not in sys.modules:  # this kernel was not forked from the preloaded z
 
 
 REMOVES_THE_SEALS_HOOK = """
-import sys, types
 from IPython import get_ipython
 import helpers.checks as real
 get_ipython().events.unregister("pre_run_cell", real._put_back_sealed_modules)
-fake = types.ModuleType("helpers.checks")
-class checking:
-    def __init__(self, *args): pass
-    def __enter__(self): pass
-    def __exit__(self, *exc): return True
-fake.checking, fake.check = checking, lambda *args, **kwargs: None
-sys.modules["helpers.checks"] = fake
-"""
+""" + FAKE_CHECKS_MODULE
 
 
 @pytest.mark.notebooks
