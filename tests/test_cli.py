@@ -184,10 +184,54 @@ def test_once_serving_a_signal_only_asks_the_loop_to_stop() -> None:
         signals = StopSignals()
         signals.serve()
         signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt
-        assert signals.requested.is_set()
+        assert signals.requested
+        assert signals.wait(60)  # at once
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])
+
+
+#: The serving loop's wait, with SIGINT raised at each line it runs in turn (a tracer counts
+#: them): a handler that took a lock the loop can hold (a threading.Event's) hung the CLI
+#: for good, one Ctrl-C in a few hundred. Run apart: a hang must not take pytest along.
+SIGNAL_AT_EVERY_LINE = """
+import signal, sys
+from helpers.gateway.__main__ import StopSignals
+
+def stop_at(line):
+    signals = StopSignals()
+    signals.serve()
+    seen = 0
+    def tracer(frame, event, arg):
+        nonlocal seen
+        if event == "line":
+            seen += 1
+            if seen == line:
+                signal.raise_signal(signal.SIGINT)
+        return tracer
+    sys.settrace(tracer)
+    try:
+        stopped = signals.wait(0.05)
+    finally:
+        sys.settrace(None)
+    return seen >= line, stopped or signals.wait(0)
+
+line = 1
+while True:
+    reached, stopped = stop_at(line)
+    if not reached:
+        break
+    assert stopped, f"a SIGINT at line {line} of the wait did not stop it"
+    line += 1
+print("stopped from", line - 1, "places")
+"""
+
+
+def test_a_signal_at_any_moment_of_the_serving_loop_stops_it() -> None:
+    done = subprocess.run([sys.executable, "-c", SIGNAL_AT_EVERY_LINE], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("stopped from")
 
 
 def test_log_shows_handler_log_lines_and_shortens_long_bodies(served_with_log) -> None:

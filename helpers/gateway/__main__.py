@@ -16,7 +16,7 @@ import re
 import signal
 import socket
 import sys
-import threading
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -164,15 +164,20 @@ class StopSignals:
     the CLI inherited SIGINT ignored (a background job of a script, or of a test runner that
     was one): while the API is being built, it interrupts the build (KeyboardInterrupt); once
     the gateway serves, it only asks the main loop to stop. A Ctrl-C that some library caught
-    during start-up is remembered all the same (`requested`)."""
+    during start-up is remembered all the same (`requested`).
+
+    The handler takes no lock: Python runs it in the main thread between any two bytecodes,
+    also while that thread holds the lock it would take (a `threading.Event`'s, inside
+    `Event.wait`), which then never returns. So `requested` is a plain flag that `wait` polls.
+    """
 
     def __init__(self) -> None:
-        self.requested = threading.Event()
+        self.requested = False
         self.serving = False
         signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        self.requested.set()
+        self.requested = True
         if not self.serving:
             raise KeyboardInterrupt
 
@@ -181,8 +186,14 @@ class StopSignals:
         during start-up."""
         self.serving = True
         signal.signal(signal.SIGTERM, self._handle)
-        if self.requested.is_set():
+        if self.requested:
             raise KeyboardInterrupt
+
+    def wait(self, seconds: float) -> bool:
+        """Whether a stop was asked for, looking again after `seconds` if not yet."""
+        if not self.requested:
+            time.sleep(seconds)
+        return self.requested
 
 
 def serve(args: argparse.Namespace, signals: StopSignals) -> int:
@@ -223,7 +234,7 @@ def serve(args: argparse.Namespace, signals: StopSignals) -> int:
 
     seen = 0
     try:
-        while not signals.requested.wait(0.2):
+        while not signals.wait(0.2):
             for entry in gateway.log:
                 if entry.seq <= seen:
                     continue
