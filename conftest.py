@@ -14,17 +14,23 @@ For every `solutions/NN_*.ipynb`, two pytest files are collected (both marked `n
 
 So each notebook is executed twice per copy (four times in all), not six times. Each notebook
 file is one scope (pytest-xdist `--dist loadscope` keeps its cells on one worker, in order).
-With `--nbval` or `--nbval-lax` on the command line, nbval collects the notebooks itself, plainly.
+Each copy's kernel is forked from the session's kernel zygote (tests/kernel_zygote.py), which
+imported ipykernel, boto3, moto and matplotlib once; tests/test_kernel_zygote.py holds a forked
+kernel to what a fresh one sees. With `--nbval` or `--nbval-lax` on the command line, nbval
+collects the notebooks itself, plainly, each in a fresh kernel.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile
+
+from tests import kernel_zygote, zygote_kernels
 
 #: What a learner's unsolved check may raise (helpers.checks): anything else is a bug.
 FRIENDLY = ("CheckFailed", "NotDoneYet")
@@ -47,7 +53,8 @@ LONGEST_FIRST = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py", "tests/te
 #: notebook is always one scope (its cells run in order in one kernel).
 #: (tests/test_smoke.py checks that this names every such module.)
 SHARED_FIXTURE_MODULES = ("tests/test_jupyterlab.py", "tests/test_nbgrader.py",
-                          "tests/test_grade.py", "tests/test_notebook_harness.py")
+                          "tests/test_grade.py", "tests/test_notebook_harness.py",
+                          "tests/test_kernel_zygote.py")
 #: nbval waits 5 s for each output message once a cell has finished: too tight on a busy
 #: machine (the output is on its way, the kernel process is just not scheduled yet).
 OUTPUT_TIMEOUT = 60
@@ -74,6 +81,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # stable: the rest keep their order (testpaths: notebooks first)
 
 
+def uses_kernel_zygote(nodeid: str) -> bool:
+    """Notebooks get their kernels from the session's zygote, and its own tests test it."""
+    return ".ipynb::" in nodeid or nodeid.startswith("tests/test_kernel_zygote.py::")
+
+
 def scope_of(nodeid: str) -> str:
     """The xdist scope of a test: its file for a notebook or a SHARED_FIXTURE_MODULES module,
     else the test itself."""
@@ -96,10 +108,29 @@ class _Scopes:
 
         return Scheduling(config, log)
 
+    @staticmethod
+    def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+        """The controller starts the kernel zygote once some worker has notebooks to run."""
+        zygote = getattr(node.config, "kernel_zygote", None)
+        if zygote is not None and any(map(uses_kernel_zygote, ids)):
+            zygote.start()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):  # a dev dependency, and `-p no:xdist` exists
         config.pluginmanager.register(_Scopes())
+    option = config.option
+    if not hasattr(config, "workerinput") and not (option.nbval or option.nbval_lax) \
+            and hasattr(os, "fork"):  # the controller, or pytest without workers
+        config.kernel_zygote = kernel_zygote.Zygote()
+        os.environ[kernel_zygote.ADDRESS] = config.kernel_zygote.address  # workers inherit it
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    zygote = getattr(config, "kernel_zygote", None)
+    if zygote is not None:
+        os.environ.pop(kernel_zygote.ADDRESS, None)
+        zygote.close()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -107,6 +138,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     garbage as a kernel that ran `start_moto` does, and never scan what collection built."""
     from helpers.aws import GC_THRESHOLDS
 
+    zygote = getattr(session.config, "kernel_zygote", None)
+    if zygote is not None and any(uses_kernel_zygote(item.nodeid) for item in session.items):
+        zygote.start()  # pytest without workers
     gc.set_threshold(*GC_THRESHOLDS)
     gc.collect()
     gc.freeze()
@@ -141,6 +175,20 @@ class NotebookCell(IPyNbCell):
 
 class _TwoRounds(IPyNbFile):
     """A notebook whose code cells run twice in one kernel ("Run All", then again)."""
+
+    def setup(self) -> None:
+        """nbval's setup, with a kernel forked from the session's zygote when there is one."""
+        address = os.environ.get(kernel_zygote.ADDRESS)
+        if address is None or not self.config.option.nbval_current_env:  # another Python
+            return super().setup()
+        try:
+            self.kernel = zygote_kernels.running_kernel(
+                address, cwd=str(self.path.parent),
+                startup_timeout=self.config.option.nbval_kernel_startup_timeout)
+        except zygote_kernels.ZygoteUnavailable:
+            return super().setup()
+        self.setup_sanitize_files()
+        return None
 
     def collect(self):
         first: list[NotebookCell] = []

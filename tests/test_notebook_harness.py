@@ -74,7 +74,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     stored = next(c for c in nb.cells if "stored output" in c.source)
     stored.outputs[0].text = "something else\n"
     nbformat.write(nb, solution)
-    for name in ("conftest.py", "pyproject.toml", "tests/nbval_sanitize.cfg"):
+    for name in ("conftest.py", "pyproject.toml", "tests/nbval_sanitize.cfg",
+                 "tests/kernel_zygote.py", "tests/zygote_kernels.py"):
         (repo / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
     result = subprocess.run(

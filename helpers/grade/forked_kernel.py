@@ -12,6 +12,7 @@ interrupts, the connection file, dead-kernel checks and shutdown work as for any
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -93,13 +94,28 @@ class KernelStub:
 
 
 def _become_kernel(command: int) -> None:  # pragma: no cover - runs in the child
-    """Wait for the kernel's command line, then run ipykernel as `python -m` would have."""
+    """Wait for the kernel's command line, then become the kernel of a notebook being graded."""
     chunks = []
     while chunk := os.read(command, 65536):
         chunks.append(chunk)
     if not chunks:  # the worker ended without starting us
         os._exit(0)
     order = json.loads(b"".join(chunks))
+    prefixes = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    base_path = [p for p in sys.path if p.startswith(prefixes)]  # not the grader's helpers/
+    lib = order["env"].get("PYTHONPATH", "").split(os.pathsep)[0]
+    # the notebook's own copy of helpers/ (see `worker.serve`)
+    become_kernel(order, base_path, seal=os.path.join(lib, "helpers", "checks.py") if lib else None)
+
+
+def become_kernel(order: dict, base_path: list[str],
+                  seal: str | None = None) -> None:  # pragma: no cover - runs in the child
+    """Run ipykernel as `python -m ipykernel_launcher` would have; never returns.
+
+    `order`: jupyter_client's command line, working directory and environment. `base_path`:
+    sys.path after the script's folder and PYTHONPATH (which `order` decides). `seal`: the
+    helpers/checks.py whose seal to keep (`seal_keeper`), when grading.
+    """
     cmd, cwd, env = order["cmd"], order["cwd"], order["env"]
     os.chdir(cwd)
     os.environ.clear()
@@ -107,23 +123,25 @@ def _become_kernel(command: int) -> None:  # pragma: no cover - runs in the chil
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the worker's result pipe among them
-    for name in list(sys.modules):  # the grader's own helpers: the kernel imports its copy
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the parent's pipes and sockets among them
+    for name in list(sys.modules):  # the parent's own helpers: the kernel imports its own
         if name == "helpers" or name.startswith("helpers."):
             del sys.modules[name]
     sys.modules["__main__"] = types.ModuleType("__main__")
-    prefixes = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
-    sys.path[:] = [cwd, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)),
-                   *(p for p in sys.path if p.startswith(prefixes))]
+    # what `python -m ipykernel_launcher` has: PYTHONPATH, then the rest (the launcher takes
+    # the working folder off; IPython puts "" back)
+    sys.path[:] = [*filter(None, env.get("PYTHONPATH", "").split(os.pathsep)), *base_path]
     tempfile.tempdir = None  # TMPDIR is the notebook's own now
+    if "matplotlib" in sys.modules:  # read MPLBACKEND when imported: what ipykernel would set
+        sys.modules["matplotlib"].rcParams["backend"] = (
+            env.get("MPLBACKEND") or "module://matplotlib_inline.backend_inline")
     for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    lib = env.get("PYTHONPATH", "").split(os.pathsep)[0]
-    if lib:  # the notebook's own copy of helpers/ (see `worker.serve`)
-        seal_keeper.install(os.path.join(lib, "helpers", "checks.py"))
+    if seal:
+        seal_keeper.install(seal)
     args = cmd[cmd.index(LAUNCHER) + 1:]
-    sys.argv = [LAUNCHER, *args]
+    sys.argv = [importlib.util.find_spec(LAUNCHER).origin, *args]
     from ipykernel.kernelapp import IPKernelApp
 
     IPKernelApp.launch_instance(argv=args)

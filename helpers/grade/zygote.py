@@ -31,7 +31,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from helpers.grade import sandbox, worker
 
@@ -140,10 +142,30 @@ TRUSTED: dict[Path, bytes] = {}
 def serve(address: str, helpers_dir: Path) -> int:
     """The zygote's loop: fork a worker per request, report each one's exit code, until the
     grader closes our stdin."""
-    gc.disable()  # the imports build what lives until the end: no garbage to look for
     TRUSTED.update(worker._read_tree(helpers_dir))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    return serve_forks(listener, _start_worker, namespaces_available)
+
+
+def _start_worker(connection: socket.socket, namespaces: bool) -> int:
+    message, fds, _, _ = socket.recv_fds(connection, 65536, 3)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        _worker(fds, json.loads(message), namespaces)
+    for fd in fds:
+        os.close(fd)
+    return pid
+
+
+def serve_forks(listener: socket.socket, start: Callable[[socket.socket, Any], int],
+                setting: Callable[[], Any] = lambda: None) -> int:
+    """Preload, then for each connection to `listener`, `start(connection, setting())` forks a
+    child; its exit code goes back on that connection when it is reaped. A request's
+    connection hung up or written to kills the child's tree; stdin closed kills them all."""
+    gc.disable()  # the imports build what lives until the end: no garbage to look for
     failed = preload()
-    namespaces = namespaces_available()
+    shared = setting()
     gc.collect()
     gc.freeze()  # a fork's garbage collector leaves what is loaded alone: fewer pages copied
     gc.enable()
@@ -151,8 +173,6 @@ def serve(address: str, helpers_dir: Path) -> int:
     if running != 1:
         print(f"zygote: {running} threads after imports; forking is unsafe", file=sys.stderr)
         return 1
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
     listener.listen(64)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
@@ -162,7 +182,7 @@ def serve(address: str, helpers_dir: Path) -> int:
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_read, selectors.EVENT_READ, "reap")
     selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "quit")
-    running: dict[int, socket.socket] = {}  # worker pid -> the request's connection
+    running: dict[int, socket.socket] = {}  # child pid -> the request's connection
     sys.stdout.buffer.write(READY)
     sys.stdout.flush()
     if failed:
@@ -171,12 +191,11 @@ def serve(address: str, helpers_dir: Path) -> int:
         for key, _ in selector.select():
             if key.data == "accept":
                 connection, _ = listener.accept()
-                message, fds, _, _ = socket.recv_fds(connection, 65536, 3)
-                pid = os.fork()
-                if pid == 0:  # pragma: no cover - the child
-                    _worker(fds, json.loads(message), namespaces)
-                for fd in fds:
-                    os.close(fd)
+                try:
+                    pid = start(connection, shared)
+                except OSError:  # the requester hung up before asking
+                    connection.close()
+                    continue
                 running[pid] = connection
                 selector.register(connection, selectors.EVENT_READ, pid)
             elif key.data == "reap":
@@ -200,7 +219,7 @@ def serve(address: str, helpers_dir: Path) -> int:
                         with contextlib.suppress(OSError):
                             os.killpg(pid, signal.SIGKILL)
                     return 0
-            else:  # "kill" from the grader (a timeout), or the grader hung up: not reaped yet
+            else:  # "kill" from the requester (a timeout), or it hung up: not reaped yet
                 with contextlib.suppress(OSError):
                     key.fileobj.recv(64)
                 # without namespaces the kernel has its own process group: kill the whole tree
@@ -270,13 +289,7 @@ class Zygote:
 
     def close(self) -> None:
         """Stop the zygote (it kills any worker still running) and remove its folder."""
-        with contextlib.suppress(OSError):
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop(self.process)
         self.process.stdout.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -285,6 +298,17 @@ class Zygote:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a zygote: its stdin closed, it kills what it forked and exits (else it is killed)."""
+    with contextlib.suppress(OSError):
+        process.stdin.close()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _read_until(fd: int, deadline: float) -> bytes:
