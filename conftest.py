@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_Scopes())
     option = config.option
     if not hasattr(config, "workerinput") and not (option.nbval or option.nbval_lax) \
-            and not option.collectonly and hasattr(os, "fork"):  # the controller, or no workers
+            and not option.collectonly and sys.platform == "linux":  # the controller, or no workers
         config.kernel_zygote = kernel_zygote.Zygote()
         os.environ[kernel_zygote.ADDRESS] = config.kernel_zygote.address  # workers inherit it
 

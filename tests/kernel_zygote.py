@@ -12,8 +12,10 @@ jupyter_client would have given a new process. `pytest --nbval` still starts fre
                          <--(the kernel's pid; later its exit code)--         --fork--> kernel
 
 The socket exists before the zygote does: a worker that connects early waits in its first
-read. If the zygote fails, the socket closes and the worker starts a fresh kernel instead
-(`tests.zygote_kernels`, the worker's side). The zygote imports neither pytest nor nbval:
+read. If the zygote fails, the socket closes and the worker starts a fresh kernel instead.
+Linux only (conftest.py): the kernel dies with the zygote (PR_SET_PDEATHSIG), and macOS
+frameworks are not safe to fork without exec; elsewhere every notebook gets a fresh kernel.
+The worker's side is `tests.zygote_kernels`. The zygote imports neither pytest nor nbval:
 a kernel forked from it has in memory only what a kernel would have imported.
 """
 

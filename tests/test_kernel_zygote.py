@@ -17,6 +17,9 @@ from helpers.lessons.chat_lesson import wait_until
 from tests import kernel_zygote
 from tests.zygote_kernels import ZygoteUnavailable, running_kernel
 
+#: Kernels, as the notebooks' runs have them: not part of the quick tier either.
+pytestmark = pytest.mark.notebooks
+
 #: What a notebook could notice about the process it runs in.
 PROBE = """
 import json, os, sys, tempfile
