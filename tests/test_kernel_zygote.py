@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from nbval.kernel import CURRENT_ENV_KERNEL_NAME, RunningKernel
 
 from helpers.lessons.chat_lesson import wait_until
 from tests import kernel_zygote
+from tests.kernel_zygote import ROOT
 from tests.zygote_kernels import ZygoteUnavailable, running_kernel
 
 #: Kernels, as the notebooks' runs have them: not part of the quick tier either.
@@ -127,3 +130,16 @@ def test_without_a_zygote_the_worker_is_told_to_start_a_fresh_kernel(tmp_path: P
         gone.close()
     with pytest.raises(ZygoteUnavailable):
         running_kernel(str(tmp_path / "no-socket"), cwd=str(tmp_path), startup_timeout=120)
+
+
+def test_what_the_zygote_preloads_warns_nothing_at_import() -> None:
+    """A warning printed while a library is imported shows under a fresh kernel's first cell,
+    but in a forked kernel it was printed by the zygote: nbval would not see what learners
+    see. So the imports the zygote makes (its probe's) must print nothing, under Python's
+    default warning filters (a kernel's, for library code)."""
+    from helpers.grade.zygote import PROBE
+
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
