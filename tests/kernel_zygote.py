@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from helpers.grade import zygote
@@ -79,12 +80,9 @@ class Zygote:
 
 def _start_kernel(connection: socket.socket, base_path: list[str]) -> int:
     """Read one kernel's order, fork it, and answer with its pid."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = connection.recv(65536)
-        if not chunk:
-            raise OSError("the worker hung up before asking for a kernel")
-        data += chunk
+    data = zygote.read_until(connection.fileno(), time.monotonic() + 60)
+    if not data.endswith(b"\n"):
+        raise OSError("the worker hung up before asking for a kernel")
     order = json.loads(data)
     from helpers.grade.forked_kernel import become_kernel  # loaded with the zygote
 

@@ -22,6 +22,8 @@ from jupyter_client.manager import KernelManager
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager, RunningKernel
 
+from helpers.grade.zygote import read_until
+
 
 class ZygoteUnavailable(RuntimeError):
     """No kernel from the zygote (not started, failed, or gone): start a fresh one."""
@@ -73,22 +75,13 @@ def fork_kernel(address: str, cmd: list[str], cwd: str, env: dict[str, str],
     try:
         connection.connect(address)
         connection.sendall(json.dumps({"cmd": cmd, "cwd": cwd, "env": env}).encode() + b"\n")
-        deadline, answer = time.monotonic() + timeout, b""
-        connection.settimeout(timeout)
-        while not answer.endswith(b"\n") and time.monotonic() < deadline:
-            chunk = connection.recv(64)
-            if not chunk:
-                break
-            answer += chunk
-        if not answer.strip().isdigit():
-            raise ZygoteUnavailable(f"the zygote forked no kernel ({answer!r})")
+        answer = read_until(connection.fileno(), time.monotonic() + timeout)
     except OSError as error:
         connection.close()
         raise ZygoteUnavailable(f"the zygote is not there ({error})") from error
-    except ZygoteUnavailable:
+    if not answer.strip().isdigit():
         connection.close()
-        raise
-    connection.settimeout(None)
+        raise ZygoteUnavailable(f"the zygote forked no kernel ({answer!r})")
     return ForkedKernel(connection, int(answer))
 
 

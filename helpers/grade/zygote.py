@@ -248,7 +248,7 @@ class Zygote:
             [sys.executable, "-m", "helpers.grade.zygote", self.address, str(helpers_dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=env,
             start_new_session=True)
-        ready = _read_until(self.process.stdout.fileno(), time.monotonic() + startup_timeout)
+        ready = read_until(self.process.stdout.fileno(), time.monotonic() + startup_timeout)
         if ready != READY:
             self.close()
             raise ZygoteUnavailable(f"the zygote did not start ({ready!r})")
@@ -281,7 +281,7 @@ class Zygote:
             out, err, finished = _read_both(out_read, err_read, deadline)
             if not finished:
                 connection.sendall(b"kill\n")
-            status = _read_until(connection.fileno(), time.monotonic() + 60)
+            status = read_until(connection.fileno(), time.monotonic() + 60)
         if not finished:
             return None, out, err
         # the worker's reply is on stdout; an exit code the zygote could not send is not a timeout
@@ -311,7 +311,7 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _read_until(fd: int, deadline: float) -> bytes:
+def read_until(fd: int, deadline: float) -> bytes:
     """Bytes from `fd` up to a newline, EOF or the deadline."""
     data = b""
     with selectors.DefaultSelector() as selector:
