@@ -37,7 +37,7 @@ from tests import kernel_zygote, zygote_kernels
 FRIENDLY = ("CheckFailed", "NotDoneYet")
 #: The longest test modules (`--durations`: a JupyterLab and browser, an nbgrader course, the
 #: grader on every planted submission and on hostile ones, every lesson's real-AWS path, a
-#: fifty-member chat, moto under load, fresh interpreters importing moto, the quick benchmark,
+#: thirty-member chat, moto under load, fresh interpreters importing moto, the quick benchmark,
 #: the Quick start's JupyterLab, a check waiting out a hung handler), collected first.
 #: `--dist loadscope --no-loadscope-reorder` (tasks.py) hands scopes to workers in collection
 #: order: started last, one of them would keep a worker busy long after the others finished.

@@ -73,7 +73,7 @@ class LoadReport:
                 f"{len(self.latencies_ms)} of {self.expected} deliveries arrived")
 
 
-def run_load(url: str, members: int = 50, messages: int = 10,
+def run_load(url: str, members: int = 30, messages: int = 10,
              timeout: float = 60.0) -> tuple[LoadReport, list[Client]]:
     """`members` clients join; `messages` of them broadcast once; time every delivery.
 
