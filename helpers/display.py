@@ -141,7 +141,10 @@ class Table:
     def _repr_markdown_(self) -> str:
         def esc(text: str) -> str:
             text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            text = text.replace("$", "\\$")  # else JupyterLab renders $route ... $route as math
+            # Not "\$": the Markdown renderer drops the backslash and MathJax, run on the page
+            # afterwards, still typesets "$route ... $route" as math. A tag around each "$"
+            # ends MathJax's text run, so no two of them pair up.
+            text = text.replace("$", "<span>&#36;</span>")
             text = text.replace("*", "\\*")  # else an ARN's "/*/*/" turns into italics
             return text.replace("|", "\\|").replace("\n", "<br>")
 

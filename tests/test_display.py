@@ -87,7 +87,7 @@ def test_table_text_and_markdown_are_deterministic() -> None:
         "**Routes**\n\n"
         "| route | target | extra |\n"
         "|---|---|---|\n"
-        "| \\$connect | lambda |  |\n"
+        "| <span>&#36;</span>connect | lambda |  |\n"
         "| a\\|b |  | &lt;x&gt; |"
     )
 

@@ -119,6 +119,9 @@ PROBLEMS = """(mayRaise) => {
     });
     if (/No renderer could be found/.test(cell.innerText))
       problems.push(`cell ${i}: an output no renderer accepts`);
+    cell.querySelectorAll('.jp-OutputArea mjx-container').forEach(m => problems.push(
+      `cell ${i}: an output typeset as math: ` +
+      short(m.closest('.jp-OutputArea-output').innerText)));
   });
   nb.querySelectorAll('img').forEach(i => {
     if (i.complete && i.naturalWidth === 0)
@@ -237,7 +240,8 @@ def _error(name: str) -> dict:
 
 
 def _write_probe(path: Path) -> None:
-    """A diagram Mermaid rejects, an unexpected and an expected error, a plot that cannot load."""
+    """A diagram Mermaid rejects, an unexpected and an expected error, a plot that cannot load,
+    a table title with two dollar signs typeset as math."""
     def code(outputs, tags=()):
         return {"cell_type": "code", "execution_count": 1, "metadata": {"tags": list(tags)},
                 "source": ["pass"], "outputs": outputs}
@@ -248,6 +252,8 @@ def _write_probe(path: Path) -> None:
         code([_error("ExpectedError")], tags=["raises-exception"]),
         code([{"output_type": "display_data", "metadata": {},
                "data": {"image/png": "bm90IGEgcG5n", "text/plain": ["<Figure>"]}}]),
+        code([{"output_type": "display_data", "metadata": {},  # "\$" is not enough
+               "data": {"text/markdown": "**\\$connect and \\$default**", "text/plain": "x"}}]),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
@@ -307,10 +313,11 @@ def test_notebook_renders_in_jupyterlab_without_errors(reports, path):
 @in_the_browser
 def test_the_checks_see_what_a_learner_would_see_as_broken(reports):
     problems = reports[PROBE]
-    assert len(problems) == 3, problems
+    assert len(problems) == 4, problems
     assert problems[0].startswith("Mermaid error: ") and "YAMLException" in problems[0]
     assert problems[1].startswith("cell 1: error output: ") and "UnexpectedError" in problems[1]
-    assert problems[2].startswith("image that does not load")
+    assert problems[2].startswith("cell 4: an output typeset as math: ")
+    assert problems[3].startswith("image that does not load")
 
 
 def test_expected_counts_read_diagrams_plots_and_tags(tmp_path):
