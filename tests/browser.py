@@ -37,7 +37,7 @@ FLAGS = [
 def missing_reason() -> str | None:
     """Why a browser test cannot run here, or None when it can."""
     if not os.path.exists(CHROMIUM):
-        return "Debian's chromium is not installed: apt-get install -y chromium"
+        return "Debian's Chromium is not installed: apt-get install -y chromium-headless-shell"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
