@@ -15,13 +15,13 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from typing import Any
 
 from jupyter_client.manager import KernelManager
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager, RunningKernel
 
+from helpers.grade.forked_kernel import OwnProvisioner
 from helpers.grade.zygote import read_until
 
 
@@ -97,19 +97,14 @@ class ZygoteProvisioner(LocalProvisioner):
         return self.connection_info
 
 
-class ZygoteKernelManager(KernelManager):
+class ZygoteKernelManager(OwnProvisioner, KernelManager):
     """A KernelManager whose kernel is forked by the zygote at `address`."""
+
+    provisioner_type = ZygoteProvisioner
 
     def __init__(self, address: str, startup_timeout: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.address, self.startup_timeout = address, startup_timeout
-
-    async def _async_pre_start_kernel(self, **kw: Any) -> Any:
-        self.kernel_id = self.kernel_id or str(uuid.uuid4())
-        if self.provisioner is None:
-            self.provisioner = ZygoteProvisioner(kernel_id=self.kernel_id,
-                                                 kernel_spec=self.kernel_spec, parent=self)
-        return await super()._async_pre_start_kernel(**kw)
 
 
 def running_kernel(address: str, cwd: str, startup_timeout: float) -> RunningKernel:

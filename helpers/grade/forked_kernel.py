@@ -160,16 +160,25 @@ class StubProvisioner(LocalProvisioner):
         return self.connection_info
 
 
-class StubKernelManager(AsyncKernelManager):
-    """An AsyncKernelManager whose kernel is a `KernelStub` forked beforehand."""
+class OwnProvisioner:
+    """Kernel-manager mixin: the kernel comes from `provisioner_type`, a provisioner that forks
+    instead of starting a process, whatever the kernel spec names."""
 
-    def __init__(self, stub: KernelStub, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.stub = stub
+    provisioner_type: type[LocalProvisioner]
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
         self.kernel_id = self.kernel_id or str(uuid.uuid4())
         if self.provisioner is None:
-            self.provisioner = StubProvisioner(kernel_id=self.kernel_id,
-                                               kernel_spec=self.kernel_spec, parent=self)
+            self.provisioner = self.provisioner_type(kernel_id=self.kernel_id,
+                                                     kernel_spec=self.kernel_spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)
+
+
+class StubKernelManager(OwnProvisioner, AsyncKernelManager):
+    """An AsyncKernelManager whose kernel is a `KernelStub` forked beforehand."""
+
+    provisioner_type = StubProvisioner
+
+    def __init__(self, stub: KernelStub, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stub = stub
